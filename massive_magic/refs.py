@@ -9,6 +9,7 @@ The rule is Metabase's own: take the path segment after ``/question/``, ``/model
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from urllib.parse import urlsplit
 
 from .errors import BadCardRef
@@ -57,7 +58,7 @@ def card_id(ref: object) -> int:
         if found is None:
             raise BadCardRef(f"{text!r} is not a card reference. {_HINT}")
         return found
-    for kind, value in zip(segments, segments[1:]):
+    for kind, value in pairwise(segments):
         if kind in _CARD_KINDS:
             found = _leading_id(value)
             if found is not None:
@@ -91,7 +92,7 @@ def dashboard_id(ref: object) -> int:
         if found is None:
             raise BadCardRef(f"{text!r} is not a dashboard reference. {hint}")
         return found
-    for kind, value in zip(segments, segments[1:]):
+    for kind, value in pairwise(segments):
         if kind == "dashboard":
             found = _leading_id(value)
             if found is not None:
