@@ -1,0 +1,120 @@
+"""Imports point one way, and each third-party library has one home.
+
+The layer order is the one in ``shared/design.md``; a module may import only
+modules to its left. Checked statically with ``ast`` so that lazy imports inside
+functions count too.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "massive_magic"
+
+#: module -> the package modules it may import
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(),
+    "settings": {"errors"},
+    "refs": {"errors"},
+    "token_store": {"errors"},
+    "frames": {"errors"},
+    "rowstream": {"errors"},
+    "parameters": {"errors"},
+    "cellparams": {"errors"},
+    "session": {"errors", "settings", "token_store"},
+    "cards": {"errors", "settings", "refs", "frames", "rowstream", "parameters", "session"},
+    "client": {
+        "errors",
+        "settings",
+        "refs",
+        "frames",
+        "parameters",
+        "session",
+        "cards",
+        "token_store",
+    },
+    "magics": {"errors", "settings", "refs", "cellparams", "client", "picker", "sandbox"},
+    "picker": {"errors", "refs", "client", "cellparams"},
+    "cli": {"errors", "settings", "sandbox", "client"},
+}
+
+#: third-party top-level package -> the modules allowed to import it
+HOMES: dict[str, set[str]] = {
+    "requests": {"session"},
+    "urllib3": {"session"},
+    "IPython": {"magics"},
+    "ipywidgets": {"picker"},
+    "nbclient": {"cli"},
+}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: from .x import y / from . import x
+                base = node.module or ""
+                if base:
+                    found.add("massive_magic." + base)
+                else:
+                    found.update("massive_magic." + alias.name for alias in node.names)
+            elif node.module:
+                found.add(node.module)
+    return found
+
+
+def _package_modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+
+
+@pytest.mark.parametrize("path", _package_modules(), ids=lambda p: p.stem)
+def test_module_imports_only_to_its_left(path: Path) -> None:
+    assert path.stem in ALLOWED, f"{path.stem}.py is not placed in a layer; add it to ALLOWED"
+    internal = {name.split(".")[1] for name in _imports(path) if name.startswith("massive_magic.")}
+    assert internal <= ALLOWED[path.stem], f"{path.stem} imports {internal - ALLOWED[path.stem]}"
+
+
+@pytest.mark.parametrize("path", _package_modules(), ids=lambda p: p.stem)
+def test_third_party_libraries_have_one_home(path: Path) -> None:
+    for name in _imports(path):
+        top = name.split(".")[0]
+        if top in HOMES:
+            assert path.stem in HOMES[top], f"{path.stem} imports {top}, whose home is {HOMES[top]}"
+
+
+def test_frames_is_free_of_http_and_ipython() -> None:
+    tops = {name.split(".")[0] for name in _imports(PACKAGE / "frames.py")}
+    assert not tops & {"requests", "urllib3", "IPython", "ipywidgets"}
+
+
+def test_client_never_imports_the_sandbox() -> None:
+    for path in _package_modules():
+        if path.stem in {"magics", "cli"}:
+            continue
+        assert not any(n.startswith("massive_magic.sandbox") for n in _imports(path)), path.stem
+
+
+def test_only_magics_calls_get_ipython() -> None:
+    for path in [*_package_modules(), PACKAGE / "__init__.py"]:
+        if path.stem != "magics":
+            assert "get_ipython(" not in path.read_text(encoding="utf-8"), path.stem
+
+
+def test_importing_the_package_is_light() -> None:
+    """`import massive_magic` must not pull in the HTTP stack, pandas or widgets."""
+    code = (
+        "import sys, massive_magic\n"
+        "heavy = [m for m in ('requests', 'pandas', 'pyarrow', 'ipywidgets', 'tqdm', 'IPython')"
+        " if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
