@@ -1,0 +1,388 @@
+"""Parameter values -> the ``parameters`` list Metabase expects (pure, no HTTP).
+
+Metabase silently ignores or mis-reads a parameter whose shape does not match
+the card's declaration (see metabase-api.md §7 and Traps 7-8), so the user
+writes plain Python values keyed by a parameter's slug or display name and this
+module builds each ``{"id", "type", "target", "value"}`` from the declaration:
+
+- ``id``/``target`` are copied from the declaration (``GET /api/card/:id`` ->
+  ``parameters``, or a dashboard's ``parameters``, which have no target);
+- ``type`` is the declared type, or for a ``date/all-options`` widget the
+  specific type of the value given (``date/range``, ``date/relative`` ...);
+- ``value`` is one value for a raw variable (``{{min_orders}}``), a list for a
+  field-filter operator (``string/=``, ``number/=``, ``category`` dimension,
+  dashboard filters), numbers as JSON numbers, dates as Metabase's date strings.
+
+``None`` (or an empty list) means "no filter" and is sent as ``"value": null``.
+Everything that cannot fit raises :class:`~massive_magic.errors.ParameterError`
+before a request is sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import numbers
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from .errors import ParameterError
+
+__all__ = ["build_parameters", "describe_parameters", "match_parameter"]
+
+# Metabase's date grammar (metabase.query-processor.parameters.dates), used to
+# catch typos before the server answers "Don't know how to parse date string".
+_UNITS = r"(?:minute|hour|day|week|month|quarter|year)s?"
+_DATE = r"\d{4}-\d{2}-\d{2}"
+_DATETIME = _DATE + r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?"
+_SINGLE_RE = re.compile(rf"^{_DATETIME}$")
+_RANGE_RE = re.compile(rf"^(?:{_DATETIME})?~(?:{_DATETIME})?$")
+_MONTH_RE = re.compile(r"^\d{4}-\d{2}$")
+_QUARTER_RE = re.compile(r"^Q[1-4]-\d{4}$")
+_RELATIVE_RE = re.compile(
+    rf"^(?:today|yesterday|(?:this|last|next)(?:minute|hour|day|week|month|quarter|year)"
+    rf"|(?:past|next)\d+{_UNITS}~?(?:-from-\d+{_UNITS})?)$"
+)
+_EXCLUDE_RE = re.compile(r"^exclude-(?:minutes|hours|days|months|quarters)-[A-Za-z0-9-]+$")
+
+# Which date value kinds each date widget accepts, and the parameter type to send.
+_DATE_KIND_TYPE = {
+    "single": "date/single",
+    "range": "date/range",
+    "month": "date/month-year",
+    "quarter": "date/quarter-year",
+    "relative": "date/relative",
+    "exclude": "date/all-options",
+}
+_DATE_WIDGET_KINDS: dict[str, frozenset[str]] = {
+    "date": frozenset({"single"}),
+    "date/single": frozenset({"single"}),
+    "date/range": frozenset({"range"}),
+    "date/month-year": frozenset({"month"}),
+    "date/quarter-year": frozenset({"quarter"}),
+    "date/relative": frozenset({"relative"}),
+    "date/all-options": frozenset(_DATE_KIND_TYPE),
+}
+_DATE_EXAMPLES = {
+    "single": "datetime.date(2026, 1, 31) or '2026-01-31'",
+    "range": "('2026-01-01', '2026-01-31'), (date, None) or '2026-01-01~2026-01-31'",
+    "month": "'2026-01'",
+    "quarter": "'Q1-2026'",
+    "relative": "'past30days', 'thismonth', 'today'",
+    "exclude": "'exclude-days-Sat-Sun'",
+}
+_TEMPORAL_UNITS = frozenset(
+    {
+        "minute",
+        "hour",
+        "day",
+        "week",
+        "month",
+        "quarter",
+        "year",
+        "minute-of-hour",
+        "hour-of-day",
+        "day-of-week",
+        "day-of-month",
+        "day-of-year",
+        "week-of-year",
+        "month-of-year",
+        "quarter-of-year",
+    }
+)
+
+
+def describe_parameters(declarations: Sequence[Mapping[str, Any]]) -> str:
+    """``"day (date/all-options, required), min_orders (number/=)"`` — for error messages."""
+    if not declarations:
+        return "it declares no parameters"
+    parts = []
+    for decl in declarations:
+        label = str(decl.get("slug") or decl.get("name") or decl.get("id"))
+        name = decl.get("name")
+        extra = [str(decl.get("type") or "?")]
+        if name and str(name).casefold() != label.casefold():
+            extra.insert(0, f"{name!r}")
+        if decl.get("required"):
+            extra.append("required")
+        parts.append(f"{label} ({', '.join(extra)})")
+    return ", ".join(parts)
+
+
+def match_parameter(
+    declarations: Sequence[Mapping[str, Any]], key: str, *, owner: str = "This card"
+) -> Mapping[str, Any]:
+    """The declaration ``key`` names: its slug, display name (case-insensitive) or id."""
+    if not isinstance(key, str):
+        raise ParameterError(
+            f"Parameter names are strings, not {key!r}. "
+            f"{owner}'s parameters: {describe_parameters(declarations)}."
+        )
+    wanted = key.strip()
+    folded = wanted.casefold()
+    for rule in (
+        lambda d: d.get("slug") == wanted,
+        lambda d: str(d.get("slug") or "").casefold() == folded,
+        lambda d: str(d.get("name") or "").casefold() == folded,
+        lambda d: d.get("id") == wanted,
+    ):
+        found = [d for d in declarations if rule(d)]
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise ParameterError(
+                f"{key!r} matches several parameters of {owner.lower()}; use one of the slugs: "
+                f"{', '.join(str(d.get('slug')) for d in found)}."
+            )
+    raise ParameterError(
+        f"{owner} has no parameter {key!r}. Its parameters: {describe_parameters(declarations)}. "
+        "Use a slug or a display name."
+    )
+
+
+def build_parameters(
+    declarations: Sequence[Mapping[str, Any]],
+    values: Mapping[str, Any] | None,
+    *,
+    owner: str = "This card",
+) -> list[dict[str, Any]]:
+    """Metabase ``parameters`` for ``values``, checked against ``declarations``.
+
+    ``owner`` names the card or dashboard in error messages ("Card 484").
+    Parameters the user does not mention are not sent, so the card's defaults apply.
+    """
+    if not values:
+        return []
+    built: list[dict[str, Any]] = []
+    seen: dict[int, str] = {}
+    for key, value in values.items():
+        decl = match_parameter(declarations, key, owner=owner)
+        if id(decl) in seen:
+            raise ParameterError(
+                f"Parameter {decl.get('slug') or decl.get('name')!r} is given twice "
+                f"({seen[id(decl)]!r} and {key!r}); keep one."
+            )
+        seen[id(decl)] = key
+        built.append(build_parameter(decl, value))
+    return built
+
+
+def build_parameter(decl: Mapping[str, Any], value: Any) -> dict[str, Any]:
+    """One Metabase parameter for ``value`` under the declaration ``decl``."""
+    declared = str(decl.get("type") or "category")
+    label = str(decl.get("slug") or decl.get("name") or decl.get("id"))
+    target = decl.get("target")
+    # A raw template-tag variable takes one value; field filters and dashboard
+    # filters (no target) take the operator's list.
+    single = isinstance(target, list) and bool(target) and target[0] == "variable"
+    param: dict[str, Any] = {"id": decl.get("id"), "type": declared}
+    if target is not None:
+        param["target"] = target
+    if value is None or (_is_list(value) and len(value) == 0):
+        param["value"] = None
+        return param
+    family = declared.split("/", 1)[0]
+    if family == "date":
+        param["type"], param["value"] = _date_value(label, declared, value, single)
+    elif family == "number":
+        param["value"] = _number_value(label, declared, value, single)
+    elif family == "boolean":
+        param["value"] = _listed(label, declared, value, single, _to_bool)
+    elif family == "string" or declared in ("text", "category", "id") or family == "location":
+        param["value"] = _text_value(label, declared, value, single)
+    elif declared == "temporal-unit":
+        param["value"] = _temporal_unit(label, value)
+    else:
+        # A widget type this client does not know: send the value as given.
+        param["value"] = list(value) if _is_list(value) else value
+    return param
+
+
+# -- helpers -----------------------------------------------------------------
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple, set, frozenset)) or (
+        isinstance(value, Iterable)
+        and not isinstance(value, (str, bytes, Mapping, dt.date))
+        and hasattr(value, "__len__")
+    )
+
+
+def _fail(label: str, declared: str, value: Any, expected: str) -> ParameterError:
+    return ParameterError(
+        f"Parameter {label!r} ({declared}) cannot take {value!r}: expected {expected}."
+    )
+
+
+def _listed(label: str, declared: str, value: Any, single: bool, convert: Any) -> Any:
+    """One converted value for a raw variable, a list for a field filter."""
+    items = list(value) if _is_list(value) else [value]
+    if single:
+        if len(items) != 1:
+            raise _fail(
+                label, declared, value, "one value (this is a single-value variable, not a list)"
+            )
+        return convert(label, declared, items[0])
+    return [convert(label, declared, item) for item in items]
+
+
+def _to_number(label: str, declared: str, item: Any) -> int | float:
+    if isinstance(item, bool) or item is None:
+        raise _fail(label, declared, item, "a number")
+    if isinstance(item, numbers.Integral):
+        return int(item)
+    if isinstance(item, (numbers.Real, Decimal)):
+        number = float(item)
+        if not math.isfinite(number):
+            raise _fail(label, declared, item, "a finite number")
+        return int(number) if isinstance(item, Decimal) and number.is_integer() else number
+    if isinstance(item, str):
+        text = item.strip()
+        # "1,234" would reach Metabase as the list [1, 234]: refuse it here.
+        if re.fullmatch(r"[+-]?\d+", text):
+            return int(text)
+        if re.fullmatch(r"[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?", text):
+            return float(text)
+    raise _fail(label, declared, item, "a number such as 42 or 3.5 (no thousands separators)")
+
+
+def _number_value(label: str, declared: str, value: Any, single: bool) -> Any:
+    if declared == "number/between":
+        items = list(value) if _is_list(value) else None
+        if items is None or len(items) != 2:
+            raise _fail(label, declared, value, "a (min, max) pair; either end may be None")
+        return [None if v is None else _to_number(label, declared, v) for v in items]
+    return _listed(label, declared, value, single, _to_number)
+
+
+def _to_bool(label: str, declared: str, item: Any) -> bool:
+    if isinstance(item, bool):
+        return item
+    if isinstance(item, str) and item.strip().lower() in ("true", "false"):
+        return item.strip().lower() == "true"
+    if isinstance(item, numbers.Integral) and int(item) in (0, 1):
+        return bool(item)
+    raise _fail(label, declared, item, "True or False")
+
+
+def _to_text(label: str, declared: str, item: Any) -> str:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, bool) or item is None:
+        raise _fail(label, declared, item, "a string")
+    if isinstance(item, (numbers.Number, Decimal)):
+        return str(item)
+    if isinstance(item, dt.date):
+        return item.isoformat()
+    raise _fail(label, declared, item, "a string")
+
+
+def _to_scalar(label: str, declared: str, item: Any) -> Any:
+    """A category/id/location value keeps its JSON type (the field may be numeric)."""
+    if isinstance(item, (str, bool)):
+        return item
+    if isinstance(item, (numbers.Number, Decimal)):
+        return _to_number(label, declared, item)
+    return _to_text(label, declared, item)
+
+
+def _text_value(label: str, declared: str, value: Any, single: bool) -> Any:
+    convert = _to_text if declared.startswith("string/") or declared == "text" else _to_scalar
+    if single:
+        # Raw text variables are declared "category" but take one string.
+        convert = _to_text
+    return _listed(label, declared, value, single, convert)
+
+
+def _temporal_unit(label: str, value: Any) -> str:
+    if isinstance(value, str) and value.strip() in _TEMPORAL_UNITS:
+        return value.strip()
+    raise _fail(label, "temporal-unit", value, f"one of {', '.join(sorted(_TEMPORAL_UNITS))}")
+
+
+def _date_text(item: Any) -> str | None:
+    """``date``/``datetime`` -> Metabase's date string; None for what is not a date."""
+    if isinstance(item, dt.datetime):
+        if item.tzinfo is not None:
+            # Metabase's date parameters have no zone; keep the wall-clock time given.
+            item = item.replace(tzinfo=None)
+        text = item.isoformat(timespec="seconds")
+        return text[:-9] if text.endswith("T00:00:00") else text
+    if isinstance(item, dt.date):
+        return item.isoformat()
+    if isinstance(item, str) and _SINGLE_RE.match(item.strip()):
+        return item.strip()
+    try:  # pandas.Timestamp, numpy.datetime64 and friends expose isoformat/to_pydatetime
+        converted = item.to_pydatetime()
+    except AttributeError:
+        return None
+    return _date_text(converted)
+
+
+def _date_kind(text: str) -> str | None:
+    if _SINGLE_RE.match(text):
+        return "single"
+    if _RANGE_RE.match(text) and text != "~":
+        return "range"
+    if _MONTH_RE.match(text):
+        return "month"
+    if _QUARTER_RE.match(text):
+        return "quarter"
+    if _RELATIVE_RE.match(text):
+        return "relative"
+    if _EXCLUDE_RE.match(text):
+        return "exclude"
+    return None
+
+
+def _date_value(label: str, declared: str, value: Any, single: bool) -> tuple[str, str]:
+    """(parameter type, Metabase date string) for ``value`` under a date widget."""
+    if isinstance(value, tuple) or (_is_list(value) and not isinstance(value, (set, frozenset))):
+        items = list(value)
+        if len(items) == 1 and not isinstance(value, tuple):
+            return _date_value(label, declared, items[0], single)
+        if len(items) != 2:
+            raise _fail(label, declared, value, "a date, a date string or a (start, end) pair")
+        ends = []
+        for end in items:
+            if end is None:
+                ends.append("")
+                continue
+            text = _date_text(end)
+            if text is None:
+                raise _fail(label, declared, value, "dates (or None for an open end) in the pair")
+            ends.append(text)
+        if not any(ends):
+            raise _fail(label, declared, value, "at least one end of the range")
+        text = "~".join(ends)
+    elif isinstance(value, str):
+        text = value.strip()
+    else:
+        converted = _date_text(value)
+        if converted is None:
+            raise _fail(label, declared, value, "a date, a date string or a (start, end) pair")
+        text = converted
+    kind = _date_kind(text)
+    if kind is None:
+        raise _fail(
+            label,
+            declared,
+            value,
+            "a date or one of Metabase's date strings: " + "; ".join(_DATE_EXAMPLES.values()),
+        )
+    allowed = _DATE_WIDGET_KINDS.get(declared)
+    if single and declared in ("date", "date/single", "date/all-options"):
+        # A raw {{date}} variable is substituted as one date literal.
+        allowed = frozenset({"single"})
+    if allowed is None:
+        # An unknown date widget: trust the user's string with the declared type.
+        return declared, text
+    if kind not in allowed:
+        expected = " or ".join(_DATE_EXAMPLES[k] for k in sorted(allowed))
+        raise _fail(label, declared, value, f"for this widget {expected}")
+    if declared == "date/all-options":
+        return _DATE_KIND_TYPE[kind], text
+    return declared, text
