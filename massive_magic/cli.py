@@ -1,0 +1,158 @@
+"""The ``massive-magic`` command.
+
+    massive-magic demo [--output PATH]   run notebooks/quickstart.ipynb against the sandbox
+    massive-magic sandbox [--port N]     serve the demo Metabase in the foreground
+
+``demo`` executes the notebook with a real Jupyter kernel (nbclient), in a
+temporary working directory and with a temporary session cache unless
+``MASSIVE_MAGIC_CACHE_DIR`` is set, and writes the executed copy. The exit code
+is nonzero when a cell fails, so the demo doubles as a smoke test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .settings import ENV_CACHE_DIR
+
+__all__ = ["NOTEBOOKS", "NotebookRun", "main", "run_notebook"]
+
+#: The notebooks ship in the repository, next to the package.
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+QUICKSTART = "quickstart.ipynb"
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """What happened when a notebook ran: written path, cells run, the failure if any."""
+
+    output: Path
+    code_cells: int
+    executed: int
+    seconds: float
+    error: str | None = None  # "cell 7: QueryFailed: ..." for the first failing cell
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def run_notebook(
+    source: Path,
+    output: Path,
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    history_file: Path | None = None,
+    timeout: int = 600,
+) -> NotebookRun:
+    """Execute ``source`` with the ``python3`` kernel and write the executed copy to ``output``.
+
+    ``env`` is the kernel's whole environment (default: this process's);
+    ``history_file`` keeps the kernel's IPython history there (default: in memory).
+    The copy is written even when a cell fails, with the error in its outputs.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(source, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(cwd or source.parent)}},
+        ipython_hist_file=str(history_file) if history_file else ":memory:",
+    )
+    error = None
+    started = time.perf_counter()
+    try:
+        client.execute(env=dict(os.environ if env is None else env))
+    except CellExecutionError as exc:
+        error = _failure(nb, exc)
+    seconds = time.perf_counter() - started
+    output.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, output)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    executed = sum(1 for c in code if c.get("execution_count"))
+    return NotebookRun(output, len(code), executed, seconds, error)
+
+
+def _failure(nb: object, exc: Exception) -> str:
+    """``cell N: Name: value`` for the first cell with an error output."""
+    for number, cell in enumerate(getattr(nb, "cells", []), start=1):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                return f"cell {number}: {out.get('ename')}: {out.get('evalue')}"
+    return str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+
+
+def demo(output: Path, notebook: Path | None = None) -> int:
+    """Run the quickstart against the sandbox; 0 when every cell succeeded."""
+    source = notebook or NOTEBOOKS / QUICKSTART
+    if not source.is_file():
+        print(
+            f"massive-magic demo: {source} not found. The demo notebook ships with the "
+            "source repository; run this from a clone (pip install -e .).",
+            file=sys.stderr,
+        )
+        return 2
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory(prefix="massive-magic-demo-") as tmp:
+        env.setdefault(ENV_CACHE_DIR, str(Path(tmp) / "cache"))
+        workdir = Path(tmp) / "work"
+        workdir.mkdir()
+        print(f"Running {source.name} with a python3 kernel against the sandbox ...", flush=True)
+        run = run_notebook(source, output.resolve(), cwd=workdir, env=env)
+    print(f"Wrote {run.output}")
+    print(f"{run.executed} of {run.code_cells} code cells ran in {run.seconds:.1f} s.")
+    if run.error:
+        print(f"Failed at {run.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def sandbox(port: int) -> int:
+    """Serve the sandbox in the foreground (the sandbox's own entry point)."""
+    from .sandbox import main as sandbox_main
+
+    return sandbox_main(["--port", str(port)]) or 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="massive-magic", description="Massive's Metabase cards as pandas DataFrames."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run_demo = commands.add_parser(
+        "demo", help="run the quickstart notebook against the sandbox and write the result"
+    )
+    run_demo.add_argument(
+        "--output",
+        type=Path,
+        default=Path("quickstart.executed.ipynb"),
+        metavar="PATH",
+        help="where to write the executed notebook (default: %(default)s)",
+    )
+    serve = commands.add_parser("sandbox", help="serve the demo Metabase in the foreground")
+    serve.add_argument("--port", type=int, default=3000, help="port (default: %(default)s)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console script entry point: ``massive-magic``."""
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        return demo(args.output)
+    return sandbox(args.port)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

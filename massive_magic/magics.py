@@ -1,0 +1,343 @@
+"""IPython magics: ``%massive_login``, ``%massive_card``/``%%massive_card``, ``%massive_cards``,
+``%massive_logout``.
+
+A thin shell in the manner of IPython's own ``storemagic``/``autoreload``: each
+magic parses its line, calls :class:`massive_magic.Client`, turns expected
+failures into ``UsageError`` (IPython shows one line and the cell still fails, so
+Run All and papermill stop) and publishes the result. State (the client, the
+sandbox) lives on the registered :class:`MassiveMagics` instance.
+
+Settings are traitlets, so both work::
+
+    %config MassiveMagics.url = "https://massive.metabaseapp.com"
+    c.MassiveMagics.user = "you@partner.com"      # in ipython_config.py
+
+Only IPython, traitlets and our light modules are imported here; the HTTP stack
+and pandas load on the first login.
+"""
+
+from __future__ import annotations
+
+import getpass
+import keyword
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import StdinNotImplementedError, UsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Bool, Float, Integer, Unicode
+
+from .cellparams import expand_vars, parse_cell
+from .errors import AuthError, CardNotFound, LoginThrottled, MassiveError
+from .settings import ENV_PASSWORD, Settings
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from .client import Client
+
+__all__ = ["MassiveMagics", "load_ipython_extension", "unload_ipython_extension"]
+
+NOT_LOGGED_IN = "Not logged in. Run %massive_login first (or %massive_login --sandbox to try)."
+
+#: Next steps added to a library message when it has none specific to notebooks.
+_HINTS: dict[type[MassiveError], str] = {
+    CardNotFound: "Run %massive_cards to see the cards you can read.",
+    LoginThrottled: "Wait, then run %massive_login once; every attempt extends the lock.",
+}
+
+
+def password_prompt(*_: object) -> str:
+    """Ask for the password with a hidden prompt; never from the magic line.
+
+    Kernels without stdin (nbclient, papermill, Voila) raise IPython's
+    ``StdinNotImplementedError``; that becomes an AuthError naming the variable
+    to set instead.
+    """
+    try:
+        return getpass.getpass("Metabase password: ")
+    except StdinNotImplementedError as exc:
+        raise AuthError(
+            f"No password: this kernel cannot prompt for one. Set {ENV_PASSWORD} in the "
+            "kernel's environment, or run the notebook interactively."
+        ) from exc
+
+
+def _not_logged_in(*_: object) -> str:
+    """Password prompt for the implicit login of %massive_card: never asks, explains."""
+    raise AuthError(NOT_LOGGED_IN)
+
+
+@magics_class
+class MassiveMagics(Magics):
+    """Read Massive's Metabase cards into pandas DataFrames."""
+
+    url = Unicode(
+        None, allow_none=True, help="Metabase URL (default: $MASSIVE_METABASE_URL, then Massive's)."
+    ).tag(config=True)
+    user = Unicode(
+        None, allow_none=True, help="Login e-mail (default: $MASSIVE_METABASE_EMAIL)."
+    ).tag(config=True)
+    api_key_env = Unicode(
+        None,
+        allow_none=True,
+        help="Name of an environment variable holding a Metabase API key to use instead of a "
+        "password (default: $MASSIVE_METABASE_API_KEY is used when set).",
+    ).tag(config=True)
+    cache_dir = Unicode(
+        None, allow_none=True, help="Session cache directory (default: $MASSIVE_MAGIC_CACHE_DIR)."
+    ).tag(config=True)
+    timeout = Float(None, allow_none=True, help="Read timeout for a card query, in seconds.").tag(
+        config=True
+    )
+    progress = Bool(True, help="Show a progress bar while rows download.").tag(config=True)
+    quiet = Bool(False, help="No progress bar and no summary lines (like -q on every call).").tag(
+        config=True
+    )
+    max_workers = Integer(4, help="Cards of a dashboard read in parallel.").tag(config=True)
+
+    def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self.client: Client | None = None
+        self.sandbox: Any = None  # massive_magic.sandbox server, when --sandbox started one
+        if self.shell is not None:
+            self.shell.configurables.append(self)
+
+    # -- plumbing (not magics) -------------------------------------------------
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        """Expected failures -> one-line UsageError; anything else keeps its traceback."""
+        try:
+            yield
+        except MassiveError as exc:
+            message = str(exc)
+            hint = next((h for cls, h in _HINTS.items() if isinstance(exc, cls)), None)
+            if hint and hint not in message:
+                message = f"{message} {hint}"
+            raise UsageError(message) from exc
+
+    def _settings(self, url: str | None, user: str | None, api_key_env: str | None) -> Settings:
+        """Magic option > traitlet > environment (Settings.resolve) > default."""
+        var = api_key_env or self.api_key_env
+        api_key = None
+        if var:  # the user named the variable: the one env read outside settings.py
+            api_key = os.environ.get(var) or None
+            if api_key is None:
+                raise UsageError(f"{var} is not set. Put the API key in that environment variable.")
+        return Settings.resolve(
+            url or self.url,
+            user or self.user,
+            api_key=api_key,
+            cache_dir=self.cache_dir,
+            timeout=self.timeout,
+        )
+
+    def _make_client(self, settings: Settings, prompt: Any, password: str | None = None) -> Client:
+        from .client import Client
+
+        return Client(
+            settings.url,
+            settings.username,
+            password,
+            api_key=settings.api_key,
+            cache_dir=settings.cache_dir,
+            timeout=(settings.connect_timeout, settings.read_timeout),
+            progress=self.progress and not self.quiet,
+            password_prompt=prompt,
+        )
+
+    def _start_sandbox(self) -> Any:
+        if self.sandbox is None:
+            from . import sandbox
+
+            self.sandbox = sandbox.start()
+        return self.sandbox
+
+    def _current_client(self) -> Client:
+        """The logged-in client; else log in from env credentials or a cached session."""
+        if self.client is not None:
+            return self.client
+        settings = self._settings(None, None, None)
+        if not (settings.username or settings.api_key):
+            raise UsageError(NOT_LOGGED_IN)
+        client = self._make_client(settings, _not_logged_in)
+        try:
+            with self._translate():
+                client.login()
+        except BaseException:
+            client.close()
+            raise
+        self.client = client
+        return client
+
+    def _replace_client(self, client: Client | None) -> None:
+        if self.client is not None and self.client is not client:
+            self.client.close()
+        self.client = client
+
+    def close(self) -> None:
+        """Close the client and stop the sandbox (used by ``%unload_ext``)."""
+        self._replace_client(None)
+        if self.sandbox is not None:
+            self.sandbox.stop()
+            self.sandbox = None
+
+    # -- magics ----------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("--url", help="Metabase URL (default: %%config MassiveMagics.url, then env).")
+    @argument("--user", metavar="EMAIL", help="Login e-mail.")
+    @argument("--api-key-env", metavar="VAR", help="Environment variable holding an API key.")
+    @argument("--sandbox", action="store_true", help="Start the demo server and log in to it.")
+    @argument("--force", action="store_true", help="Log in anew even if a session is cached.")
+    @no_var_expand
+    @line_magic
+    def massive_login(self, line: str) -> None:
+        """Log in to Massive's Metabase (a cached session is reused; no password on this line).
+
+        The password comes from $MASSIVE_METABASE_PASSWORD or a hidden prompt, so it
+        never lands in the notebook or in IPython's history. Sessions are cached on
+        disk for their whole lifetime (14 days by default), across kernels.
+
+        Examples::
+
+            %massive_login --user ana@partner.com
+            %massive_login --sandbox        # a local demo server, no account needed
+        """
+        args = parse_argstring(self.massive_login, line)
+        password = None
+        if args.sandbox:
+            srv = self._start_sandbox()
+            settings = self._settings(srv.url, srv.username, None)
+            password = srv.password
+        else:
+            settings = self._settings(args.url, args.user, args.api_key_env)
+        client = self._make_client(settings, password_prompt, password)
+        with self._translate():
+            info = client.login(force=args.force)
+        self._replace_client(client)
+        print(_describe_login(info))
+
+    @no_var_expand
+    @line_magic
+    def massive_logout(self, line: str) -> None:
+        """End the Metabase session and forget it from the cache.
+
+        Example::
+
+            %massive_logout
+        """
+        if self.client is None:
+            print("Not logged in.")
+            return
+        client = self.client
+        with self._translate():
+            client.logout()
+        self._replace_client(None)
+        print(f"Logged out of {client.url}.")
+
+    @magic_arguments()
+    @argument("ref", help="Card id, 'id-slug' or the card's URL; {var} takes it from Python.")
+    @argument("-o", "--output", metavar="VAR", help="Store the DataFrame in VAR; print a summary.")
+    @argument("--limit", type=int, metavar="N", help="Read at most N rows.")
+    @argument("--refresh", action="store_true", help="Ignore Metabase's cached result.")
+    @argument("-q", "--quiet", action="store_true", help="No progress bar, no summary line.")
+    @no_var_expand
+    @line_cell_magic
+    def massive_card(self, line: str, cell: str | None = None) -> Any:
+        """Read a Metabase card into a pandas DataFrame.
+
+        Without -o the DataFrame is the cell's result; with -o VAR it is stored in
+        VAR and one summary line is printed. As a cell magic, the body holds the
+        card's parameters, one ``name = value`` per line: JSON literals or bare
+        strings, ``#`` comments, and ``{var}`` for a notebook variable (the object
+        itself when it is the whole value, formatted in otherwise).
+
+        Examples::
+
+            %massive_card 484
+            %massive_card https://massive.metabaseapp.com/question/484-daily -o daily
+
+            %%massive_card 485 -o eu
+            start_date = {since}          # a datetime.date from the notebook
+            region = EU
+        """
+        args = parse_argstring(self.massive_card, line)
+        ns = self.shell.user_ns if self.shell is not None else {}
+        if args.output and not (args.output.isidentifier() and not keyword.iskeyword(args.output)):
+            raise UsageError(f"-o {args.output!r}: give a Python variable name, e.g. -o df.")
+        with self._translate():
+            ref = expand_vars(args.ref, ns, where="Card reference")
+            params = parse_cell(cell, ns) if cell else None
+            client = self._current_client()
+            started = time.perf_counter()
+            df = client.card(ref, params, limit=args.limit, refresh=args.refresh)
+        if not args.output:
+            return df
+        ns[args.output] = df
+        if not (args.quiet or self.quiet):
+            seconds = time.perf_counter() - started
+            print(_describe_frame(args.output, df, ref, seconds))
+        return None
+
+    @no_var_expand
+    @line_magic
+    def massive_cards(self, line: str) -> Any:
+        """Show the cards you can read (a searchable picker where widgets work).
+
+        Example::
+
+            %massive_cards
+        """
+        client = self._current_client()
+        with self._translate():
+            try:
+                from .picker import picker
+            except ModuleNotFoundError as exc:  # picker not installed in this build
+                if exc.name != f"{__package__}.picker":
+                    raise
+                return client.cards()
+            return picker(client)
+
+
+def _describe_login(info: Any) -> str:
+    """One line: who is logged in where, and until when."""
+    who = f"Logged in to {info.url} as {info.username}"
+    if getattr(info, "auth", "session") == "api_key":
+        return f"{who} with an API key (no session to expire)."
+    expires = info.expires_at
+    until = f"{expires:%Y-%m-%d %H:%M} UTC" if expires is not None else "the server ends it"
+    reused = " (cached session)" if info.reused else ""
+    return f"{who}; session valid until {until}{reused}."
+
+
+def _describe_frame(var: str, df: Any, ref: object, seconds: float) -> str:
+    """``daily: 1,234 rows x 5 columns from 'Daily earnings' in 0.42 s``."""
+    rows, cols = df.shape
+    name = df.attrs.get("card_name") or f"card {ref}"
+    return f"{var}: {rows:,} rows x {cols} columns from {name!r} in {seconds:.2f} s"
+
+
+def load_ipython_extension(ipython: InteractiveShell) -> None:
+    """Register one MassiveMagics instance (a second %load_ext keeps the first)."""
+    if "MassiveMagics" not in ipython.magics_manager.registry:
+        ipython.register_magics(MassiveMagics(ipython))
+
+
+def unload_ipython_extension(ipython: InteractiveShell) -> None:
+    """Stop the sandbox, close the client, unregister the magics (sessions stay cached)."""
+    magics = ipython.magics_manager.registry.pop("MassiveMagics", None)
+    if magics is None:
+        return
+    magics.close()
+    if magics in ipython.configurables:
+        ipython.configurables.remove(magics)
+    for kind, names in magics.magics.items():
+        table = ipython.magics_manager.magics[kind]
+        for name in names:
+            table.pop(name, None)
