@@ -1,0 +1,785 @@
+"""CardPicker: browse, parametrise and load cards from a notebook, standard ipywidgets only.
+
+``%massive_cards`` (or ``massive_magic.picker()``) shows::
+
+    [search box                    ]
+    [list of matching cards        ]
+    description of the selected card
+    one input per parameter (date pickers, text/number boxes, dropdowns)
+    [Load] [Copy as code]  status
+    [code box: the %%massive_card cell that reproduces the selection]
+    [output area: first rows, progress, or a short error message]
+
+Only stock ipywidgets are used (no custom front-end code), so the picker renders
+wherever ipywidgets does. The card list is fetched once; card metadata on
+selection (the client caches it). Every callback catches errors and shows a
+short message in the output area, so the widget never dies; the Python methods
+(:meth:`CardPicker.select`, :meth:`CardPicker.load`) show the message *and*
+raise, so scripts fail loudly.
+
+"Copy as code" is the way back to a reproducible notebook: the picker builds
+the ``%%massive_card`` cell for the current selection and shows it in a
+copyable text box. The magics also inject IPython's ``set_next_input``; it is
+called too, but Jupyter only delivers that request with the reply to an
+executed cell, so from a button click the new cell appears after the next cell
+you run (and right away when :meth:`CardPicker.copy_code` is called in a cell).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import math
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+
+from .errors import MassiveError
+from .refs import card_id
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .client import Client
+
+__all__ = ["CardPicker", "format_cell", "picker"]
+
+#: How many rows of a loaded frame the output area shows.
+PREVIEW_ROWS = 10
+#: The variable name in the generated ``%%massive_card ... -o NAME`` line.
+DEFAULT_VARIABLE = "df"
+
+_NO_VALUE = "—"  # dropdown entry meaning "not set: the card's default applies"
+_LABEL_LAYOUT = {"width": "11em"}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    """A card or card list entry as a dict, whatever shape the client returns it in."""
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    for attr in ("to_dict", "_asdict"):
+        method = getattr(obj, attr, None)
+        if callable(method):
+            value = method()
+            if isinstance(value, Mapping):
+                return dict(value)
+    if hasattr(obj, "__dict__"):
+        return {k: v for k, v in vars(obj).items() if not k.startswith("_")}
+    raise TypeError(f"Cannot read card metadata from {type(obj).__name__}")
+
+
+def _records(cards: Any) -> list[dict[str, Any]]:
+    """``Client.cards()`` as a list of dicts (it may be a list or a DataFrame)."""
+    to_dict = getattr(cards, "to_dict", None)
+    if callable(to_dict) and hasattr(cards, "columns"):
+        return [dict(r) for r in to_dict(orient="records")]
+    return [_plain(c) for c in cards]
+
+
+def _collection_name(card: Mapping[str, Any]) -> str:
+    collection = card.get("collection")
+    if isinstance(collection, Mapping):
+        return str(collection.get("name") or "")
+    if isinstance(collection, str):
+        return collection
+    name = card.get("collection_name")
+    return str(name) if name else ""
+
+
+def _short(exc: BaseException) -> str:
+    """One short line for the output area: what happened, never a traceback."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if len(text) > 300:
+        text = text[:297] + "…"
+    if isinstance(exc, (MassiveError, ValueError)):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _json(value: Any) -> str:
+    """A JSON literal, as the ``%%massive_card`` cell body reads it (``cellparams``)."""
+    if value is None or isinstance(value, (bool, str)):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} cannot be a card parameter value")
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, dt.date):
+        return json.dumps(value.isoformat())
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_json(v) for v in value) + "]"
+    raise ValueError(f"{value!r} cannot be written as a card parameter value")
+
+
+def _literal(value: Any) -> str:
+    """A cell-body value: JSON, with the braces of a string doubled so that
+    ``{name}`` is not taken for a notebook variable."""
+    if isinstance(value, str):
+        value = value.replace("{", "{{").replace("}", "}}")
+    return _json(value)
+
+
+def format_cell(ref: int, params: Mapping[str, Any], *, variable: str = DEFAULT_VARIABLE) -> str:
+    """The ``%%massive_card`` cell that loads card ``ref`` with ``params`` into ``variable``.
+
+    >>> print(format_cell(484, {"country": ["US", "DE"]}), end="")
+    %%massive_card 484 -o df
+    country = ["US", "DE"]
+    """
+    lines = [f"%%massive_card {ref} -o {variable}"]
+    lines += [f"{name} = {_literal(value)}" for name, value in params.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _number(value: Any) -> float | None:
+    """A parameter default such as ``"0"``, ``10`` or ``[5]`` as a number, else None."""
+    if isinstance(value, (list, tuple)):
+        value = value[0] if len(value) == 1 else None
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _as_number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def _date(value: Any) -> dt.date | None:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _static_values(decl: Mapping[str, Any]) -> list[tuple[str, Any]] | None:
+    """``(label, value)`` pairs when Metabase lists the values (``static-list``), else None."""
+    if decl.get("values_source_type") != "static-list":
+        return None
+    config = decl.get("values_source_config") or {}
+    values = config.get("values") if isinstance(config, Mapping) else None
+    if not values:
+        return None
+    pairs: list[tuple[str, Any]] = []
+    for item in values:
+        if isinstance(item, (list, tuple)) and item:
+            value = item[0]
+            label = str(item[1]) if len(item) > 1 and item[1] is not None else str(value)
+        else:
+            value, label = item, str(item)
+        pairs.append((label, value))
+    return pairs
+
+
+def _is_multi(decl: Mapping[str, Any]) -> bool:
+    """Metabase lets field filters take several values unless ``isMultiSelect`` is false."""
+    if "isMultiSelect" in decl:
+        return bool(decl["isMultiSelect"])
+    target = decl.get("target")
+    is_dimension = isinstance(target, (list, tuple)) and bool(target) and target[0] == "dimension"
+    kind = str(decl.get("type") or "")
+    return is_dimension and kind.startswith(("string/", "category", "id", "location/"))
+
+
+def _listify(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+class _Input:
+    """One parameter's input row. ``get()`` is None when the parameter is not set."""
+
+    kind = "text"
+
+    def __init__(self, decl: Mapping[str, Any]) -> None:
+        self.decl = decl
+        self.name = str(decl.get("slug") or decl.get("name") or decl.get("id"))
+        self.label = str(decl.get("name") or self.name)
+        self.type = str(decl.get("type") or "text")
+        self.required = bool(decl.get("required"))
+        self.default = decl.get("default")
+        self.controls: list[widgets.Widget] = self._build()
+        label = self.label + (" *" if self.required else "")
+        hint = f"{self.type}" + (f", default {self.default!r}" if self.default is not None else "")
+        self.row = widgets.HBox(
+            [
+                widgets.Label(label, layout=_LABEL_LAYOUT, tooltip=self.name),
+                *self.controls,
+                widgets.HTML(f"<small style='color:#777'>{html.escape(hint)}</small>"),
+            ]
+        )
+        self.row.add_class("massive-param")
+        self.row.add_class(f"massive-param-{self.kind}")
+
+    def _build(self) -> list[widgets.Widget]:
+        default = "" if self.default is None else ", ".join(map(str, _listify(self.default)))
+        return [widgets.Text(value=default, placeholder=self._placeholder())]
+
+    def _placeholder(self) -> str:
+        return {
+            "date/month-year": "2026-01",
+            "date/quarter-year": "Q1-2026",
+            "date/relative": "past30days",
+        }.get(self.type, "")
+
+    def get(self) -> Any:
+        text = self.controls[0].value.strip()
+        return text or None
+
+    def set(self, value: Any) -> None:
+        self.controls[0].value = "" if value is None else str(value)
+
+    def observe(self, callback: Callable[[Any], None]) -> None:
+        for control in self.controls:
+            control.observe(callback, names="value")
+
+
+class _NumberInput(_Input):
+    """A number box. Number boxes always hold a number, so an untouched box without
+    a default means "not set" and is not sent."""
+
+    kind = "number"
+
+    def _build(self) -> list[widgets.Widget]:
+        initial = _number(self.default)
+        self._touched = initial is not None
+        box = widgets.FloatText(value=0.0 if initial is None else initial, layout={"width": "10em"})
+        box.observe(self._touch, names="value")
+        return [box]
+
+    def _touch(self, _change: Any) -> None:
+        self._touched = True
+
+    def get(self) -> Any:
+        if not (self._touched or self.required):
+            return None
+        return _as_number(self.controls[0].value)
+
+    def set(self, value: Any) -> None:
+        number = _number(value)
+        if number is None and value is not None:
+            raise ValueError(f"{self.label}: {value!r} is not a number")
+        self.controls[0].value = 0.0 if number is None else number
+        self._touched = number is not None
+
+
+class _NumberRangeInput(_Input):
+    """``number/between``: two number boxes, either side may stay unset."""
+
+    kind = "number-range"
+
+    def _build(self) -> list[widgets.Widget]:
+        defaults = [*_listify(self.default), None, None]
+        self._touched = [False, False]
+        boxes = []
+        for i in range(2):
+            initial = _number(defaults[i])
+            self._touched[i] = initial is not None
+            box = widgets.FloatText(
+                value=0.0 if initial is None else initial,
+                description="min" if i == 0 else "max",
+                layout={"width": "12em"},
+                style={"description_width": "3em"},
+            )
+            box.observe(lambda _c, i=i: self._touched.__setitem__(i, True), names="value")
+            boxes.append(box)
+        return boxes
+
+    def get(self) -> Any:
+        values = [
+            _as_number(box.value) if touched else None
+            for box, touched in zip(self.controls, self._touched, strict=True)
+        ]
+        return None if values == [None, None] else values
+
+    def set(self, value: Any) -> None:
+        values = [*_listify(value), None, None]
+        for i, box in enumerate(self.controls):
+            number = _number(values[i])
+            box.value = 0.0 if number is None else number
+            self._touched[i] = number is not None
+
+
+class _DateInput(_Input):
+    """A single date: one date picker."""
+
+    kind = "date"
+
+    def _build(self) -> list[widgets.Widget]:
+        return [widgets.DatePicker(value=_date(self.default), layout={"width": "12em"})]
+
+    def get(self) -> Any:
+        value = self.controls[0].value
+        return value.isoformat() if value else None
+
+    def set(self, value: Any) -> None:
+        parsed = _date(value)
+        if parsed is None and value is not None:
+            raise ValueError(f"{self.label}: {value!r} is not a date (YYYY-MM-DD)")
+        self.controls[0].value = parsed
+
+
+class _DateRangeInput(_Input):
+    """A date range: two date pickers (``from~to``, either end may be open).
+
+    ``date/all-options`` also accepts Metabase's other date strings
+    (``past30days``, ``2026-01``, ...), typed into the extra text box, which wins.
+    """
+
+    kind = "date-range"
+
+    def _build(self) -> list[widgets.Widget]:
+        start, end, other = self._split(self.default)
+        controls: list[widgets.Widget] = [
+            widgets.DatePicker(value=start, description="from", layout={"width": "15em"}),
+            widgets.DatePicker(value=end, description="to", layout={"width": "15em"}),
+        ]
+        for picker in controls:
+            picker.style.description_width = "3em"
+        if self.type == "date/all-options":
+            controls.append(
+                widgets.Text(
+                    value=other or "",
+                    placeholder="or e.g. past30days",
+                    layout={"width": "12em"},
+                )
+            )
+        return controls
+
+    @staticmethod
+    def _split(value: Any) -> tuple[dt.date | None, dt.date | None, str | None]:
+        if value is None or value == "":
+            return None, None, None
+        text = str(value)
+        if "~" in text:
+            left, _, right = text.partition("~")
+            start, end = _date(left), _date(right)
+            if (left and start is None) or (right and end is None):
+                return None, None, text
+            return start, end, None
+        single = _date(text)
+        return (single, single, None) if single else (None, None, text)
+
+    def get(self) -> Any:
+        if len(self.controls) > 2 and self.controls[2].value.strip():
+            return self.controls[2].value.strip()
+        start, end = self.controls[0].value, self.controls[1].value
+        if start is None and end is None:
+            return None
+        if self.type == "date/all-options" and start == end:
+            return start.isoformat()
+        return f"{start.isoformat() if start else ''}~{end.isoformat() if end else ''}"
+
+    def set(self, value: Any) -> None:
+        start, end, other = self._split(value)
+        if other is not None and len(self.controls) < 3:
+            raise ValueError(f"{self.label}: {value!r} is not a date range (YYYY-MM-DD~YYYY-MM-DD)")
+        self.controls[0].value, self.controls[1].value = start, end
+        if len(self.controls) > 2:
+            self.controls[2].value = other or ""
+
+
+class _ChoiceInput(_Input):
+    """A dropdown of the values Metabase lists; the first entry means "not set"."""
+
+    kind = "choice"
+
+    def _build(self) -> list[widgets.Widget]:
+        pairs = self._pairs()
+        options: list[tuple[str, Any]] = [(_NO_VALUE, None), *pairs]
+        default = _listify(self.default)
+        initial = default[0] if len(default) == 1 and default[0] in [v for _, v in pairs] else None
+        return [widgets.Dropdown(options=options, value=initial, layout={"width": "16em"})]
+
+    def _pairs(self) -> list[tuple[str, Any]]:
+        return _static_values(self.decl) or []
+
+    def get(self) -> Any:
+        return self.controls[0].value
+
+    def set(self, value: Any) -> None:
+        if isinstance(value, (list, tuple)) and len(value) == 1:
+            value = value[0]
+        allowed = [v for _, v in self.controls[0].options]
+        if value not in allowed:
+            raise ValueError(f"{self.label}: {value!r} is not one of {allowed[1:]!r}")
+        self.controls[0].value = value
+
+
+class _BoolInput(_ChoiceInput):
+    kind = "bool"
+
+    def _pairs(self) -> list[tuple[str, Any]]:
+        return [("true", True), ("false", False)]
+
+
+class _MultiChoiceInput(_Input):
+    """Several of the listed values (Ctrl/Cmd-click); none selected means "not set"."""
+
+    kind = "multi-choice"
+
+    def _build(self) -> list[widgets.Widget]:
+        pairs = _static_values(self.decl) or []
+        known = [v for _, v in pairs]
+        initial = tuple(v for v in _listify(self.default) if v in known)
+        return [
+            widgets.SelectMultiple(
+                options=pairs, value=initial, rows=min(len(pairs), 5), layout={"width": "16em"}
+            )
+        ]
+
+    def get(self) -> Any:
+        return list(self.controls[0].value) or None
+
+    def set(self, value: Any) -> None:
+        values = _listify(value)
+        allowed = [v for _, v in self.controls[0].options]
+        unknown = [v for v in values if v not in allowed]
+        if unknown:
+            raise ValueError(f"{self.label}: {unknown!r} not among {allowed!r}")
+        self.controls[0].value = tuple(values)
+
+
+def _make_input(decl: Mapping[str, Any]) -> _Input:
+    """The input that matches a parameter declaration's type."""
+    kind = str(decl.get("type") or "text")
+    if _static_values(decl):
+        return _MultiChoiceInput(decl) if _is_multi(decl) else _ChoiceInput(decl)
+    if kind in ("date", "date/single"):
+        return _DateInput(decl)
+    if kind in ("date/range", "date/all-options"):
+        return _DateRangeInput(decl)
+    if kind == "number/between":
+        return _NumberRangeInput(decl)
+    if kind == "number" or kind.startswith("number/"):
+        return _NumberInput(decl)
+    if kind in ("boolean", "boolean/="):
+        return _BoolInput(decl)
+    return _Input(decl)
+
+
+# --------------------------------------------------------------------------- the widget
+
+
+class CardPicker(widgets.VBox):
+    """Search the user's cards, set parameters, load one, and copy the code that does it.
+
+    ``.df`` is the last loaded frame, ``.code`` the ``%%massive_card`` cell that
+    reproduces it (both None before the first load); ``.cards`` the card list.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        set_next_input: Callable[[str], Any] | None = None,
+        variable: str = DEFAULT_VARIABLE,
+        preview_rows: int = PREVIEW_ROWS,
+    ) -> None:
+        self.client = client
+        self.variable = variable
+        self.preview_rows = preview_rows
+        self.df: pd.DataFrame | None = None
+        self.code: str | None = None
+        self.card: dict[str, Any] | None = None
+        self.cards: list[dict[str, Any]] = []
+        self._set_next_input = set_next_input
+        self._inputs: list[_Input] = []
+
+        self.search = widgets.Text(
+            placeholder="Search cards by name or collection",
+            description="Search",
+            continuous_update=True,
+            layout={"width": "40em"},
+        )
+        self.results = widgets.Select(options=[], rows=8, layout={"width": "40em"})
+        self.description = widgets.HTML()
+        self.parameters = widgets.VBox()
+        self.load_button = widgets.Button(
+            description="Load", button_style="primary", icon="download", disabled=True
+        )
+        self.copy_button = widgets.Button(description="Copy as code", icon="copy", disabled=True)
+        self.status = widgets.HTML()
+        self.code_box = widgets.Textarea(
+            placeholder="The %%massive_card cell for the selected card appears here.",
+            rows=4,
+            layout={"width": "40em"},
+        )
+        self.output = widgets.Output(layout={"border": "1px solid #ddd", "min_height": "2em"})
+        for name, widget in [
+            ("search", self.search),
+            ("results", self.results),
+            ("description", self.description),
+            ("load", self.load_button),
+            ("copy", self.copy_button),
+            ("status", self.status),
+            ("code", self.code_box),
+            ("output", self.output),
+        ]:
+            widget.add_class(f"massive-picker-{name}")
+
+        super().__init__(
+            [
+                self.search,
+                self.results,
+                self.description,
+                self.parameters,
+                widgets.HBox([self.load_button, self.copy_button, self.status]),
+                self.code_box,
+                self.output,
+            ]
+        )
+        self.add_class("massive-picker")
+
+        self.search.observe(self._on_search, names="value")
+        self.results.observe(self._on_result, names="value")
+        self.load_button.on_click(self._on_load)
+        self.copy_button.on_click(self._on_copy)
+        self._fetch_cards()
+
+    # ---- public API
+
+    @property
+    def selected(self) -> int | None:
+        """The id of the selected card, or None."""
+        return None if self.card is None else int(self.card["id"])
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The parameter values that are set, by slug (what Load sends)."""
+        values = {}
+        for item in self._inputs:
+            value = item.get()
+            if value is not None:
+                values[item.name] = value
+        return values
+
+    def filter(self, text: str) -> list[tuple[str, int]]:
+        """The (label, id) entries whose name, collection or id contain every word of ``text``."""
+        words = text.lower().split()
+        found = []
+        for card in self.cards:
+            haystack = f"{card.get('name', '')} {_collection_name(card)} {card.get('id')}".lower()
+            if all(word in haystack for word in words):
+                found.append((self._label(card), int(card["id"])))
+        return found
+
+    def select(self, ref: int | str) -> dict[str, Any]:
+        """Show card ``ref``'s description and parameter inputs; returns its metadata."""
+        try:
+            ident = card_id(ref)
+            info = _plain(self.client.card_info(ident))
+        except Exception as exc:
+            self._show_error(exc)
+            raise
+        self._show_card(info)
+        return info
+
+    def set_params(self, values: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
+        """Fill parameter inputs by slug or display name (None clears one)."""
+        merged = {**(values or {}), **kwargs}
+        by_key = {}
+        for item in self._inputs:
+            by_key[item.name.lower()] = item
+            by_key[item.label.lower()] = item
+        for key, value in merged.items():
+            item = by_key.get(str(key).lower())
+            if item is None:
+                known = ", ".join(i.name for i in self._inputs) or "none"
+                raise ValueError(f"The card has no parameter {key!r} (it has: {known}).")
+            item.set(value)
+        self._refresh_code()
+
+    def load(self) -> pd.DataFrame:
+        """Fetch the selected card with the current parameters; show its first rows.
+
+        Sets ``.df`` and ``.code``. Errors are shown in the output area and raised.
+        """
+        if self.card is None:
+            exc = ValueError("Select a card first.")
+            self._show_error(exc)
+            raise exc
+        ident, params = int(self.card["id"]), self.params
+        code = format_cell(ident, params, variable=self.variable)
+        self.load_button.disabled = True
+        self._set_status(f"Loading card {ident}…")
+        self.output.outputs = ()
+        try:
+            with self.output:  # the client's progress bar renders here in a notebook
+                df = self.client.card(ident, params=params or None)
+        except Exception as exc:
+            self._show_error(exc)
+            raise
+        finally:
+            self.load_button.disabled = False
+        self.df, self.code = df, code
+        self._show_frame(df)
+        return df
+
+    def copy_code(self) -> str:
+        """Put the ``%%massive_card`` cell into the next input cell (where the front end
+        allows it) and into the code box; returns the code."""
+        code = self._current_code()
+        if code is None:
+            raise ValueError("Select a card first.")
+        self.code_box.value = code
+        if self._set_next_input is not None:
+            self._set_next_input(code)
+            self._set_status(
+                "Code below; it is also inserted as a new cell (in Jupyter: after the next "
+                "cell you run)."
+            )
+        else:
+            self._set_status("Code below: select it and copy (Ctrl+C).")
+        return code
+
+    # ---- callbacks (never raise: the widget must stay alive)
+
+    def _on_search(self, change: Mapping[str, Any]) -> None:
+        self._guard(lambda: self._update_results(str(change["new"])))
+
+    def _on_result(self, change: Mapping[str, Any]) -> None:
+        new = change["new"]
+        if new is not None and new != self.selected:
+            self._guard(lambda: self.select(new))
+
+    def _on_load(self, _button: widgets.Button) -> None:
+        self._guard(self.load)
+
+    def _on_copy(self, _button: widgets.Button) -> None:
+        self._guard(self.copy_code)
+
+    def _on_param(self, _change: Any) -> None:
+        self._guard(self._refresh_code)
+
+    def _guard(self, action: Callable[[], Any]) -> None:
+        try:
+            action()
+        except Exception as exc:
+            self._show_error(exc)
+
+    # ---- internals
+
+    def _fetch_cards(self) -> None:
+        try:
+            self.cards = _records(self.client.cards())
+        except Exception as exc:
+            self.cards = []
+            self._show_error(exc)
+        self._update_results(self.search.value)
+
+    def _label(self, card: Mapping[str, Any]) -> str:
+        collection = _collection_name(card)
+        where = f"  ·  {collection}" if collection else ""
+        return f"{card.get('name', '?')}{where}  (#{card.get('id')})"
+
+    def _update_results(self, text: str) -> None:
+        options = self.filter(text)
+        keep = self.results.value if self.results.value in [v for _, v in options] else None
+        self.results.options = options
+        self.results.value = keep
+        count = len(options)
+        verb = "card matches" if count == 1 else "cards match"
+        self._set_status(f"{count} {verb}" if text else "")
+
+    def _show_card(self, info: dict[str, Any]) -> None:
+        self.card = info
+        parts = [f"<b>{html.escape(str(info.get('name') or ''))}</b> (#{info.get('id')})"]
+        collection = _collection_name(info)
+        if collection:
+            parts.append(f" in <i>{html.escape(collection)}</i>")
+        text = info.get("description") or "No description."
+        parts.append(f"<br>{html.escape(str(text))}")
+        self.description.value = "".join(parts)
+        self._inputs = [_make_input(d) for d in info.get("parameters") or []]
+        for item in self._inputs:
+            item.observe(self._on_param)
+        self.parameters.children = [item.row for item in self._inputs]
+        self.load_button.disabled = False
+        self.copy_button.disabled = False
+        self.output.outputs = ()
+        self._set_status("")
+        self._refresh_code()
+        if self.results.value != info.get("id") and info.get("id") in [
+            v for _, v in self.results.options
+        ]:
+            self.results.value = info["id"]
+
+    def _current_code(self) -> str | None:
+        if self.card is None:
+            return None
+        return format_cell(int(self.card["id"]), self.params, variable=self.variable)
+
+    def _refresh_code(self) -> None:
+        self.code_box.value = self._current_code() or ""
+
+    def _set_status(self, text: str, *, error: bool = False) -> None:
+        color = "#b00020" if error else "#555"
+        self.status.value = (
+            f"<span style='color:{color}'>{html.escape(text)}</span>" if text else ""
+        )
+
+    def _show_error(self, exc: BaseException) -> None:
+        message = _short(exc)
+        self._set_status("Error", error=True)
+        self.output.outputs = (
+            {
+                "output_type": "display_data",
+                "data": {
+                    "text/plain": f"Error: {message}",
+                    "text/html": (
+                        "<div class='massive-picker-error' style='color:#b00020'>"
+                        f"<b>Error:</b> {html.escape(message)}</div>"
+                    ),
+                },
+                "metadata": {},
+            },
+        )
+
+    def _show_frame(self, df: pd.DataFrame) -> None:
+        head = df.head(self.preview_rows)
+        shown = f"first {len(head)} of {len(df):,}" if len(df) > len(head) else f"all {len(df):,}"
+        self._set_status(f"Loaded {shown} rows × {len(df.columns)} columns.")
+        self.output.outputs = (
+            *self.output.outputs,  # progress bar and warnings captured during the load
+            {
+                "output_type": "display_data",
+                "data": {"text/plain": repr(head), "text/html": head.to_html(max_cols=30)},
+                "metadata": {},
+            },
+        )
+
+
+def picker(
+    client: Client | None = None,
+    *,
+    set_next_input: Callable[[str], Any] | None = None,
+) -> CardPicker:
+    """A :class:`CardPicker` on ``client`` (default: a ``Client()`` from the environment)."""
+    if client is None:
+        from .client import Client
+
+        client = Client()
+    return CardPicker(client, set_next_input=set_next_input)
