@@ -280,6 +280,10 @@ def _to_text(label: str, declared: str, item: Any) -> str:
     raise _fail(label, declared, item, "a string")
 
 
+def _to_text_or_bool(label: str, declared: str, item: Any) -> str | bool:
+    return item if isinstance(item, bool) else _to_text(label, declared, item)
+
+
 def _to_scalar(label: str, declared: str, item: Any) -> Any:
     """A category/id/location value keeps its JSON type (the field may be numeric)."""
     if isinstance(item, (str, bool)):
@@ -292,8 +296,9 @@ def _to_scalar(label: str, declared: str, item: Any) -> Any:
 def _text_value(label: str, declared: str, value: Any, single: bool) -> Any:
     convert = _to_text if declared.startswith("string/") or declared == "text" else _to_scalar
     if single:
-        # Raw text variables are declared "category" but take one string.
-        convert = _to_text
+        # Raw text variables are declared "category" and take one string; a raw
+        # boolean tag may be declared "category" too, so a bool stays a bool.
+        convert = _to_text_or_bool
     return _listed(label, declared, value, single, convert)
 
 

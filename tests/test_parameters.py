@@ -77,6 +77,7 @@ def test_copies_id_and_target_and_sends_json_number() -> None:
         # text: one string for a raw variable, a list for a field filter
         ("region_text", "North", "category", "North"),
         ("region_text", 12, "category", "12"),
+        ("region_text", True, "category", True),
         ("region", "North", "string/=", ["North"]),
         ("region", ["North", "South"], "string/=", ["North", "South"]),
         ("region", 5, "string/=", ["5"]),
