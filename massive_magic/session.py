@@ -52,6 +52,7 @@ from typing import Any, Literal, NamedTuple
 
 import orjson
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -682,27 +683,35 @@ class MetabaseSession:
                 timeout=timeout or self._timeout,
                 allow_redirects=False,
             )
-        except requests.exceptions.ConnectTimeout:
-            message = (
-                f"Could not connect to {self.settings.url} (timed out) — "
-                "check the URL and your network."
-            )
-        except requests.exceptions.ReadTimeout:
-            read = (timeout or self._timeout)[1]
-            message = (
-                f"Metabase at {self.settings.url} did not answer within {read:g} s — "
+        except requests.exceptions.RequestException as exc:
+            message = self._transport_message(exc, url, (timeout or self._timeout)[1])
+        raise ResponseError(message, url=url) from None
+
+    def _transport_message(self, exc: BaseException, url: str, read_timeout: float) -> str:
+        """A short, secret-free sentence for a request that got no (complete) answer."""
+        base = self.settings.url
+        # Once urllib3 gives up retrying, requests reports every cause as a ConnectionError
+        # wrapping MaxRetryError; the real cause is its ``reason``.
+        cause = getattr(exc.args[0], "reason", None) if exc.args else None
+        if isinstance(exc, requests.exceptions.ReadTimeout) or isinstance(
+            cause, urllib3.exceptions.ReadTimeoutError
+        ):
+            return (
+                f"Metabase at {base} did not answer within {read_timeout:g} s — "
                 "try again, or raise the timeout."
             )
-        except requests.exceptions.ChunkedEncodingError:
-            message = f"The answer from {url} ended early (the connection was closed) — try again."
-        except requests.exceptions.ConnectionError as exc:
-            message = (
-                f"Could not connect to {self.settings.url} ({_transport_reason(exc)}) — "
+        if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+            return f"The answer from {url} ended early (the connection was closed) — try again."
+        if isinstance(cause, urllib3.exceptions.ProtocolError):
+            return f"The connection to {base} was dropped before it answered — try again."
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return f"Could not connect to {base} (timed out) — check the URL and your network."
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            return (
+                f"Could not connect to {base} ({_transport_reason(exc)}) — "
                 "check the URL and your network."
             )
-        except requests.exceptions.RequestException as exc:
-            message = f"The request to {url} failed ({type(exc).__name__}) — try again."
-        raise ResponseError(message, url=url) from None
+        return f"The request to {url} failed ({type(exc).__name__}) — try again."
 
     def _checked(
         self, method: str, url: str, response: requests.Response, stream: bool
