@@ -31,6 +31,8 @@ import datetime as dt
 import html
 import json
 import math
+import sys
+import types
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -169,12 +171,17 @@ def _date(value: Any) -> dt.date | None:
 
 
 def _static_values(decl: Mapping[str, Any]) -> list[tuple[str, Any]] | None:
-    """``(label, value)`` pairs when Metabase lists the values (``static-list``), else None."""
-    if decl.get("values_source_type") != "static-list":
-        return None
-    config = decl.get("values_source_config") or {}
-    values = config.get("values") if isinstance(config, Mapping) else None
-    if not values:
+    """``(label, value)`` pairs when Metabase lists the values, else None.
+
+    Accepts a raw declaration (``values_source_type: "static-list"`` with
+    ``values_source_config.values``, items ``v`` or ``[v, label]``) and the
+    ``values`` list of ``Client.card_info``'s summary.
+    """
+    values = decl.get("values")
+    if decl.get("values_source_type") == "static-list":
+        config = decl.get("values_source_config") or {}
+        values = config.get("values") if isinstance(config, Mapping) else None
+    if not isinstance(values, (list, tuple)) or not values:
         return None
     pairs: list[tuple[str, Any]] = []
     for item in values:
@@ -187,14 +194,17 @@ def _static_values(decl: Mapping[str, Any]) -> list[tuple[str, Any]] | None:
     return pairs
 
 
+#: Parameter types whose value is a list in Metabase (field filters), so a listed
+#: set of values becomes a multiple choice; raw variables take one value.
+_LIST_TYPES = ("string/=", "string/!=", "number/=", "number/!=", "id", "location/")
+
+
 def _is_multi(decl: Mapping[str, Any]) -> bool:
-    """Metabase lets field filters take several values unless ``isMultiSelect`` is false."""
-    if "isMultiSelect" in decl:
-        return bool(decl["isMultiSelect"])
-    target = decl.get("target")
-    is_dimension = isinstance(target, (list, tuple)) and bool(target) and target[0] == "dimension"
-    kind = str(decl.get("type") or "")
-    return is_dimension and kind.startswith(("string/", "category", "id", "location/"))
+    """Several values allowed: Metabase's ``isMultiSelect`` when given, else by type."""
+    for key in ("isMultiSelect", "multi"):
+        if decl.get(key) is not None:
+            return bool(decl[key])
+    return str(decl.get("type") or "").startswith(_LIST_TYPES)
 
 
 def _listify(value: Any) -> list[Any]:
@@ -222,16 +232,34 @@ class _Input:
         self.default = decl.get("default")
         self.controls: list[widgets.Widget] = self._build()
         label = self.label + (" *" if self.required else "")
-        hint = f"{self.type}" + (f", default {self.default!r}" if self.default is not None else "")
+        self.hint = widgets.HTML()
         self.row = widgets.HBox(
             [
-                widgets.Label(label, layout=_LABEL_LAYOUT, tooltip=self.name),
+                widgets.Label(label, layout=_LABEL_LAYOUT, tooltip=f"{self.name} ({self.type})"),
                 *self.controls,
-                widgets.HTML(f"<small style='color:#777'>{html.escape(hint)}</small>"),
+                self.hint,
             ]
         )
         self.row.add_class("massive-param")
         self.row.add_class(f"massive-param-{self.kind}")
+        self.observe(lambda _change: self._update_hint())
+        self._update_hint()
+
+    def _update_hint(self) -> None:
+        """Say when a parameter is not sent (a number box always shows a number)."""
+        text = ""
+        if self.get() is None:
+            text = "not set"
+            if self.default is not None:
+                text += ", default " + ", ".join(map(str, _listify(self.default)))
+            if self.required:
+                text += " (required)"
+        self.hint.value = f"<small style='color:#777'>{html.escape(text)}</small>" if text else ""
+
+    def set(self, value: Any) -> None:
+        """Show ``value`` (None: not set); raises ValueError when it cannot fit."""
+        self._set(value)
+        self._update_hint()
 
     def _build(self) -> list[widgets.Widget]:
         default = "" if self.default is None else ", ".join(map(str, _listify(self.default)))
@@ -248,7 +276,7 @@ class _Input:
         text = self.controls[0].value.strip()
         return text or None
 
-    def set(self, value: Any) -> None:
+    def _set(self, value: Any) -> None:
         self.controls[0].value = "" if value is None else str(value)
 
     def observe(self, callback: Callable[[Any], None]) -> None:
@@ -277,7 +305,7 @@ class _NumberInput(_Input):
             return None
         return _as_number(self.controls[0].value)
 
-    def set(self, value: Any) -> None:
+    def _set(self, value: Any) -> None:
         number = _number(value)
         if number is None and value is not None:
             raise ValueError(f"{self.label}: {value!r} is not a number")
@@ -314,7 +342,7 @@ class _NumberRangeInput(_Input):
         ]
         return None if values == [None, None] else values
 
-    def set(self, value: Any) -> None:
+    def _set(self, value: Any) -> None:
         values = [*_listify(value), None, None]
         for i, box in enumerate(self.controls):
             number = _number(values[i])
@@ -334,7 +362,7 @@ class _DateInput(_Input):
         value = self.controls[0].value
         return value.isoformat() if value else None
 
-    def set(self, value: Any) -> None:
+    def _set(self, value: Any) -> None:
         parsed = _date(value)
         if parsed is None and value is not None:
             raise ValueError(f"{self.label}: {value!r} is not a date (YYYY-MM-DD)")
@@ -392,7 +420,7 @@ class _DateRangeInput(_Input):
             return start.isoformat()
         return f"{start.isoformat() if start else ''}~{end.isoformat() if end else ''}"
 
-    def set(self, value: Any) -> None:
+    def _set(self, value: Any) -> None:
         start, end, other = self._split(value)
         if other is not None and len(self.controls) < 3:
             raise ValueError(f"{self.label}: {value!r} is not a date range (YYYY-MM-DD~YYYY-MM-DD)")
@@ -419,7 +447,7 @@ class _ChoiceInput(_Input):
     def get(self) -> Any:
         return self.controls[0].value
 
-    def set(self, value: Any) -> None:
+    def _set(self, value: Any) -> None:
         if isinstance(value, (list, tuple)) and len(value) == 1:
             value = value[0]
         allowed = [v for _, v in self.controls[0].options]
@@ -453,7 +481,7 @@ class _MultiChoiceInput(_Input):
     def get(self) -> Any:
         return list(self.controls[0].value) or None
 
-    def set(self, value: Any) -> None:
+    def _set(self, value: Any) -> None:
         values = _listify(value)
         allowed = [v for _, v in self.controls[0].options]
         unknown = [v for v in values if v not in allowed]
@@ -507,6 +535,7 @@ class CardPicker(widgets.VBox):
         self.cards: list[dict[str, Any]] = []
         self._set_next_input = set_next_input
         self._inputs: list[_Input] = []
+        self._quiet = False
 
         self.search = widgets.Text(
             placeholder="Search cards by name or collection",
@@ -662,7 +691,7 @@ class CardPicker(widgets.VBox):
 
     def _on_result(self, change: Mapping[str, Any]) -> None:
         new = change["new"]
-        if new is not None and new != self.selected:
+        if new is not None and new != self.selected and not self._quiet:
             self._guard(lambda: self.select(new))
 
     def _on_load(self, _button: widgets.Button) -> None:
@@ -698,8 +727,12 @@ class CardPicker(widgets.VBox):
     def _update_results(self, text: str) -> None:
         options = self.filter(text)
         keep = self.results.value if self.results.value in [v for _, v in options] else None
-        self.results.options = options
-        self.results.value = keep
+        self._quiet = True  # a Select picks its first option when options change: not a choice
+        try:
+            self.results.options = options
+            self.results.value = keep
+        finally:
+            self._quiet = False
         count = len(options)
         verb = "card matches" if count == 1 else "cards match"
         self._set_status(f"{count} {verb}" if text else "")
@@ -783,3 +816,20 @@ def picker(
 
         client = Client()
     return CardPicker(client, set_next_input=set_next_input)
+
+
+class _CallableModule(types.ModuleType):
+    """Importing ``massive_magic.picker`` (the module) rebinds the package attribute
+    ``massive_magic.picker`` from the function to this module; calling the module
+    calls :func:`picker`, so ``massive_magic.picker(client)`` works either way."""
+
+    def __call__(
+        self,
+        client: Client | None = None,
+        *,
+        set_next_input: Callable[[str], Any] | None = None,
+    ) -> CardPicker:
+        return picker(client, set_next_input=set_next_input)
+
+
+sys.modules[__name__].__class__ = _CallableModule

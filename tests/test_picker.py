@@ -1,0 +1,487 @@
+"""CardPicker driven from Python against the sandbox over real HTTP.
+
+The widget is exercised the way a front end would: by setting widget values
+(``search.value``, ``results.value``, input values) and clicking buttons, and
+through its Python API (``select``, ``set_params``, ``load``, ``copy_code``).
+Request counts come from the sandbox's log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+import pandas as pd
+import pytest
+
+import massive_magic
+from massive_magic import (
+    AccessDenied,
+    BadCardRef,
+    CardNotFound,
+    Client,
+    QueryFailed,
+)
+from massive_magic.cellparams import parse_cell
+from massive_magic.picker import CardPicker, _make_input, format_cell
+from massive_magic.sandbox import Sandbox, demo
+
+#: Cards in the demo catalogue by collection, as the search box should find them.
+QA_CARDS = {demo.ALL_TYPES, demo.LARGE, demo.SEQUENCE}
+
+
+@pytest.fixture
+def srv(sandbox: Sandbox) -> Sandbox:
+    """The shared sandbox (``tests/conftest.py``), reset for this test."""
+    return sandbox
+
+
+@pytest.fixture
+def client(srv: Sandbox, tmp_path: Path) -> Iterator[Client]:
+    with Client(
+        srv.url, srv.username, srv.password, cache_dir=tmp_path / "cache", progress=False
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+def picker(client: Client) -> CardPicker:
+    return CardPicker(client)
+
+
+def _html(p: CardPicker) -> str:
+    return "".join(o.get("data", {}).get("text/html", "") for o in p.output.outputs)
+
+
+def _error_text(p: CardPicker) -> str:
+    return "".join(o.get("data", {}).get("text/plain", "") for o in p.output.outputs)
+
+
+def _input(p: CardPicker, name: str) -> Any:
+    return next(i for i in p._inputs if i.name == name)
+
+
+# --------------------------------------------------------------------------- card list, search
+
+
+def test_card_list_is_fetched_once(srv: Sandbox, picker: CardPicker) -> None:
+    ids = {card_id for _, card_id in picker.results.options}
+    assert {demo.DAILY_EARNINGS, demo.EARNINGS_FILTERED, demo.SEQUENCE} <= ids
+    for text in ("qa", "earn", "", "seq"):
+        picker.search.value = text
+    assert srv.count("GET", "/api/card") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("filtered", {demo.EARNINGS_FILTERED}),
+        ("FILTERED", {demo.EARNINGS_FILTERED}),
+        ("qa", QA_CARDS),  # by collection name
+        ("qa seq", {demo.SEQUENCE}),  # every word must match
+        (str(demo.BROKEN), {demo.BROKEN}),  # by id
+        ("no card is called this", set()),
+    ],
+)
+def test_search_filters_by_name_and_collection(
+    picker: CardPicker, text: str, expected: set[int]
+) -> None:
+    picker.search.value = text
+    assert {card_id for _, card_id in picker.results.options} == expected
+    noun = "card matches" if len(expected) == 1 else "cards match"
+    assert f"{len(expected)} {noun}" in picker.status.value
+
+
+def test_search_keeps_the_selection_while_it_still_matches(picker: CardPicker) -> None:
+    picker.results.value = demo.SEQUENCE
+    picker.search.value = "seq"
+    assert picker.results.value == demo.SEQUENCE
+    picker.search.value = "filtered"
+    assert picker.results.value is None
+    assert picker.selected == demo.SEQUENCE  # the inputs stay until another card is chosen
+
+
+# --------------------------------------------------------------------------- selection, inputs
+
+
+def test_selecting_in_the_list_shows_description_and_typed_inputs(
+    srv: Sandbox, picker: CardPicker
+) -> None:
+    picker.search.value = "filtered"
+    picker.results.value = demo.EARNINGS_FILTERED
+    assert picker.selected == demo.EARNINGS_FILTERED
+    assert "Daily earnings with date, country, platform and minimum filters." in (
+        picker.description.value
+    )
+    kinds = {i.name: (i.kind, [type(c) for c in i.controls]) for i in picker._inputs}
+    assert kinds == {
+        "date": ("date-range", [widgets.DatePicker, widgets.DatePicker, widgets.Text]),
+        "country": ("multi-choice", [widgets.SelectMultiple]),
+        "platform": ("text", [widgets.Text]),
+        "min_earnings": ("number", [widgets.FloatText]),
+    }
+    country = _input(picker, "country").controls[0]
+    assert [v for _, v in country.options] == list(demo.COUNTRIES)
+    # the default date range is shown in the pickers and sent explicitly
+    start, end, _other = _input(picker, "date").controls
+    assert (start.value, end.value) == (dt.date(2024, 1, 1), dt.date(2024, 1, 31))
+    assert picker.params == {"date": "2024-01-01~2024-01-31"}
+    assert picker.code_box.value == (
+        f'%%massive_card {demo.EARNINGS_FILTERED} -o df\ndate = "2024-01-01~2024-01-31"\n'
+    )
+    assert len(picker.parameters.children) == 4
+    assert not picker.load_button.disabled
+    # metadata is read once; selecting again is served from the client's cache
+    picker.select(demo.SEQUENCE)
+    picker.select(demo.EARNINGS_FILTERED)
+    assert srv.count("GET", f"/api/card/{demo.EARNINGS_FILTERED}") == 1
+
+
+def test_listed_values_for_a_single_value_parameter_make_a_dropdown(picker: CardPicker) -> None:
+    picker.select(demo.REQUIRED_PARAM)
+    (app,) = picker._inputs
+    (dropdown,) = app.controls
+    assert isinstance(dropdown, widgets.Dropdown)
+    assert [v for _, v in dropdown.options] == [None, *demo.APPS]
+    assert app.get() is None
+    assert "not set (required)" in app.hint.value
+    dropdown.value = demo.APPS[1]
+    assert picker.params == {"app": demo.APPS[1]}
+    assert app.hint.value == ""
+
+
+def test_number_box_starts_at_the_default(picker: CardPicker) -> None:
+    picker.select(demo.SEQUENCE)
+    (rows,) = picker._inputs
+    assert rows.kind == "number"
+    assert rows.controls[0].value == 10
+    assert picker.params == {"rows": 10}
+
+
+def test_an_untouched_number_box_without_default_is_not_sent(picker: CardPicker) -> None:
+    picker.select(demo.EARNINGS_FILTERED)
+    box = _input(picker, "min_earnings")
+    assert "min_earnings" not in picker.params
+    assert "not set" in box.hint.value
+    box.controls[0].value = 2.5
+    assert picker.params["min_earnings"] == 2.5
+    box.controls[0].value = 0
+    assert picker.params["min_earnings"] == 0  # touched: 0 is a real value now
+    assert "min_earnings = 0\n" in picker.code_box.value
+
+
+@pytest.mark.parametrize(
+    ("decl", "kind", "controls", "value"),
+    [
+        ({"slug": "d", "type": "date/single"}, "date", [widgets.DatePicker], "2024-03-05"),
+        ({"slug": "d", "type": "date"}, "date", [widgets.DatePicker], "2024-03-05"),
+        (
+            {"slug": "d", "type": "date/range"},
+            "date-range",
+            [widgets.DatePicker, widgets.DatePicker],
+            "2024-03-01~2024-03-31",
+        ),
+        (
+            {"slug": "d", "type": "date/range"},
+            "date-range",
+            [widgets.DatePicker, widgets.DatePicker],
+            "2024-03-01~",
+        ),
+        (
+            {"slug": "d", "type": "date/all-options"},
+            "date-range",
+            [widgets.DatePicker, widgets.DatePicker, widgets.Text],
+            "past30days",
+        ),
+        (
+            {"slug": "d", "type": "date/all-options"},
+            "date-range",
+            [widgets.DatePicker, widgets.DatePicker, widgets.Text],
+            "2024-03-05",
+        ),
+        ({"slug": "m", "type": "date/month-year"}, "text", [widgets.Text], "2024-03"),
+        ({"slug": "n", "type": "number"}, "number", [widgets.FloatText], 42),
+        ({"slug": "n", "type": "number/>="}, "number", [widgets.FloatText], 1.5),
+        (
+            {"slug": "n", "type": "number/between"},
+            "number-range",
+            [widgets.FloatText, widgets.FloatText],
+            [1, 9],
+        ),
+        (
+            {"slug": "n", "type": "number/between"},
+            "number-range",
+            [widgets.FloatText, widgets.FloatText],
+            [None, 9],
+        ),
+        ({"slug": "t", "type": "category"}, "text", [widgets.Text], "Widget"),
+        ({"slug": "t", "type": "string/contains"}, "text", [widgets.Text], "abc"),
+        ({"slug": "b", "type": "boolean/="}, "bool", [widgets.Dropdown], False),
+        (
+            {
+                "slug": "c",
+                "type": "string/=",
+                "values_source_type": "static-list",
+                "values_source_config": {"values": [["US", "United States"], ["DE", "Germany"]]},
+            },
+            "multi-choice",
+            [widgets.SelectMultiple],
+            ["DE"],
+        ),
+        (
+            {
+                "slug": "c",
+                "type": "string/=",
+                "isMultiSelect": False,
+                "values_source_type": "static-list",
+                "values_source_config": {"values": ["US", "DE"]},
+            },
+            "choice",
+            [widgets.Dropdown],
+            "DE",
+        ),
+        (
+            {"slug": "c", "type": "category", "values": ["a", "b"]},
+            "choice",
+            [widgets.Dropdown],
+            "b",
+        ),
+    ],
+)
+def test_each_parameter_type_gets_its_input(
+    decl: dict[str, Any], kind: str, controls: list[type], value: Any
+) -> None:
+    item = _make_input(decl)
+    assert item.kind == kind
+    assert [type(c) for c in item.controls] == controls
+    assert item.get() is None
+    item.set(value)
+    assert item.get() == value
+    item.set(None)
+    assert item.get() is None
+
+
+@pytest.mark.parametrize(
+    ("decl", "value"),
+    [
+        ({"slug": "d", "type": "date/single"}, "past30days"),
+        ({"slug": "d", "type": "date/range"}, "thismonth"),
+        ({"slug": "n", "type": "number"}, "ten"),
+        ({"slug": "c", "type": "category", "values": ["a", "b"]}, "z"),
+        ({"slug": "c", "type": "string/=", "values": ["a", "b"]}, ["a", "z"]),
+    ],
+)
+def test_a_value_that_cannot_fit_its_input_is_refused(decl: dict[str, Any], value: Any) -> None:
+    with pytest.raises(ValueError, match=rf"^{decl['slug']}: "):
+        _make_input(decl).set(value)
+
+
+def test_set_params_by_slug_or_display_name(picker: CardPicker) -> None:
+    picker.select(demo.EARNINGS_FILTERED)
+    picker.set_params({"Country": ["US", "DE"]}, date="2024-02-01~2024-02-29", platform="Android")
+    assert picker.params == {
+        "date": "2024-02-01~2024-02-29",
+        "country": ["US", "DE"],
+        "platform": "Android",
+    }
+    with pytest.raises(ValueError, match="no parameter 'region'"):
+        picker.set_params(region="EU")
+
+
+# --------------------------------------------------------------------------- load
+
+
+def test_load_fetches_once_and_shows_the_first_rows(srv: Sandbox, picker: CardPicker) -> None:
+    picker.select(demo.SEQUENCE)
+    picker.set_params(rows=25)
+    srv.reset_log()
+    df = picker.load()
+    assert picker.df is df
+    assert list(df["n"]) == list(range(1, 26))
+    assert str(df["n"].dtype) == "Int64"
+    assert picker.code == f"%%massive_card {demo.SEQUENCE} -o df\nrows = 25\n"
+    assert srv.count("POST", f"/api/card/{demo.SEQUENCE}/query*") == 1
+    table = _html(picker)
+    assert "<table" in table and "row 10" in table and "row 11" not in table
+    assert table.count("<tr") == 1 + 10  # header + first rows
+    assert "Loaded first 10 of 25 rows × 2 columns." in picker.status.value
+    assert not picker.load_button.disabled
+
+
+def test_load_button_with_listed_and_date_values(picker: CardPicker) -> None:
+    picker.select(demo.EARNINGS_FILTERED)
+    start, end, _other = _input(picker, "date").controls
+    start.value, end.value = dt.date(2024, 3, 1), dt.date(2024, 3, 3)
+    _input(picker, "country").controls[0].value = ("US", "DE")
+    picker.load_button.click()
+    df = picker.df
+    assert df is not None
+    assert set(df["country"]) == {"US", "DE"}
+    assert df["day"].min() == pd.Timestamp("2024-03-01")
+    assert df["day"].max() == pd.Timestamp("2024-03-03")
+    assert len(df) == 3 * len(demo.APP_PLATFORMS) * 2
+    assert picker.code == (
+        f"%%massive_card {demo.EARNINGS_FILTERED} -o df\n"
+        'date = "2024-03-01~2024-03-03"\n'
+        'country = ["US", "DE"]\n'
+    )
+
+
+def test_code_tracks_the_inputs_and_copy_uses_set_next_input(client: Client) -> None:
+    sent: list[str] = []
+    p = CardPicker(client, set_next_input=sent.append)
+    p.select(demo.REQUIRED_PARAM)
+    p.set_params(app="PuzzleDash")
+    p.copy_button.click()
+    expected = f'%%massive_card {demo.REQUIRED_PARAM} -o df\napp = "PuzzleDash"\n'
+    assert sent == [expected]
+    assert p.code_box.value == expected
+    assert "new cell" in p.status.value
+    assert p.code is None  # nothing loaded yet
+
+
+def test_copy_without_set_next_input_shows_the_code(picker: CardPicker) -> None:
+    picker.select(demo.SEQUENCE)
+    assert picker.copy_code() == f"%%massive_card {demo.SEQUENCE} -o df\nrows = 10\n"
+    assert "copy (Ctrl+C)" in picker.status.value
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_a_failing_card_shows_a_short_error_and_the_widget_lives_on(
+    srv: Sandbox, picker: CardPicker
+) -> None:
+    picker.select(demo.BROKEN)
+    with pytest.raises(QueryFailed):
+        picker.load()
+    message = _error_text(picker)
+    assert message.startswith("Error: ")
+    assert "partner_payoutz" in message
+    assert "Traceback" not in message and len(message) < 400
+    assert "massive-picker-error" in _html(picker)
+    assert picker.df is None and picker.code is None
+    assert not picker.load_button.disabled
+
+    picker.load_button.click()  # from the button: shown, not raised
+    assert "partner_payoutz" in _error_text(picker)
+
+    picker.results.value = demo.SEQUENCE
+    picker.load_button.click()
+    assert picker.df is not None and len(picker.df) == 10
+    assert "<table" in _html(picker)
+
+
+def test_a_restricted_card_shows_access_denied(srv: Sandbox, picker: CardPicker) -> None:
+    with pytest.raises(AccessDenied):
+        picker.select(demo.RESTRICTED)
+    assert f"may not read card {demo.RESTRICTED}" in _error_text(picker)
+    assert picker.selected is None
+
+
+@pytest.mark.parametrize(
+    ("ref", "error"),
+    [(999_999, CardNotFound), ("not a card", BadCardRef)],
+)
+def test_select_errors(picker: CardPicker, ref: Any, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        picker.select(ref)
+    assert _error_text(picker).startswith("Error: ")
+
+
+def test_load_before_select(picker: CardPicker) -> None:
+    with pytest.raises(ValueError, match="Select a card first"):
+        picker.load()
+    picker.load_button.click()  # disabled in a browser; from Python it only shows the message
+    assert _error_text(picker) == "Error: Select a card first."
+
+
+def test_a_refused_login_still_gives_a_widget(srv: Sandbox, tmp_path: Path) -> None:
+    with Client(srv.url, srv.username, "wrong password", cache_dir=tmp_path) as bad:
+        p = CardPicker(bad)
+    assert p.results.options == ()
+    assert "Error: " in _error_text(p)
+    assert "wrong password" not in _error_text(p)
+
+
+def test_massive_magic_picker_is_callable_after_the_submodule_was_imported() -> None:
+    """``import massive_magic.picker`` binds the submodule to the package attribute
+    ``picker``; the module is callable so that ``massive_magic.picker(client)`` still works."""
+    import massive_magic.picker as module
+
+    assert massive_magic.picker is module or massive_magic.picker is module.picker
+    assert callable(massive_magic.picker)
+    assert module.CardPicker is massive_magic.CardPicker
+
+
+def test_picker_without_client_reads_the_environment(
+    srv: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MASSIVE_METABASE_URL", srv.url)
+    monkeypatch.setenv("MASSIVE_METABASE_API_KEY", srv.api_key)
+    monkeypatch.setenv("MASSIVE_MAGIC_CACHE_DIR", str(tmp_path))
+    p = massive_magic.picker()
+    assert isinstance(p, massive_magic.CardPicker)
+    assert isinstance(p, widgets.VBox)
+    assert demo.SEQUENCE in {card_id for _, card_id in p.results.options}
+    p.client.close()
+
+
+# --------------------------------------------------------------------------- code generation
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"country": ["US", "DE"], "date": "2026-01-01~2026-01-31"},
+        {"rows": 25, "ratio": 0.25, "flag": True, "off": False, "nothing": None},
+        {"label": 'say "hi" \\ {not a var} # not a comment'},
+        {"city": "Zürich", "tags": ["{x}", "a,b"], "n": [1, 2.5]},
+    ],
+)
+def test_generated_cell_body_parses_back_to_the_same_parameters(params: dict[str, Any]) -> None:
+    code = format_cell(484, params)
+    first, _, body = code.partition("\n")
+    assert first == "%%massive_card 484 -o df"
+    assert code.endswith("\n")
+    assert parse_cell(body, {}) == params
+
+
+def test_format_cell_matches_the_documented_example() -> None:
+    code = format_cell(484, {"country": ["US", "DE"], "date": "2026-01-01~2026-01-31"})
+    assert code == (
+        '%%massive_card 484 -o df\ncountry = ["US", "DE"]\ndate = "2026-01-01~2026-01-31"\n'
+    )
+
+
+def test_generated_code_yields_the_same_frame_in_ipython(
+    srv: Sandbox, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("massive_magic.magics")
+    from IPython.core.interactiveshell import InteractiveShell
+
+    p = CardPicker(client)
+    p.select(demo.EARNINGS_FILTERED)
+    p.set_params(country=["DE", "GB"], date="2024-05-01~2024-05-07", min_earnings=1.5)
+    expected = p.load()
+
+    monkeypatch.setenv("PICKER_TEST_KEY", srv.api_key)
+    monkeypatch.setenv("MASSIVE_MAGIC_CACHE_DIR", str(tmp_path / "shell-cache"))
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_line_magic("load_ext", "massive_magic")
+        shell.run_line_magic("massive_login", f"--url {srv.url} --api-key-env PICKER_TEST_KEY")
+        result = shell.run_cell(p.code)
+        result.raise_error()
+        pd.testing.assert_frame_equal(shell.user_ns["df"], expected)
+
+        shown = shell.run_line_magic("massive_cards", "")
+        assert isinstance(shown, CardPicker)
+        assert demo.SEQUENCE in {card_id for _, card_id in shown.results.options}
+    finally:
+        shell.run_line_magic("unload_ext", "massive_magic")
+        InteractiveShell.clear_instance()
