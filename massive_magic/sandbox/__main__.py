@@ -1,0 +1,36 @@
+"""``python -m massive_magic.sandbox [--port N]``: serve the demo in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import Sandbox
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m massive_magic.sandbox",
+        description="Serve a Metabase-compatible sandbox with Massive demo data.",
+    )
+    parser.add_argument("--port", type=int, default=3000, help="TCP port (0: any free port)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    args = parser.parse_args(argv)
+    srv = Sandbox(args.host, args.port)
+    # The demo credentials are public fixtures of the sandbox, not secrets.
+    print(f"Metabase sandbox at {srv.url}", flush=True)
+    print(f"  username: {srv.username}", flush=True)
+    print(f"  password: {srv.password}", flush=True)
+    print(f"  API key:  {srv.api_key}", flush=True)
+    print("Press Ctrl-C to stop.", flush=True)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
