@@ -22,7 +22,7 @@ import getpass
 import keyword
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +51,7 @@ _HINTS: dict[type[MassiveError], str] = {
 }
 
 
-def password_prompt(*_: object) -> str:
+def password_prompt(message: str = "Metabase password: ") -> str:
     """Ask for the password with a hidden prompt; never from the magic line.
 
     Kernels without stdin (nbclient, papermill, Voila) raise IPython's
@@ -59,7 +59,7 @@ def password_prompt(*_: object) -> str:
     to set instead.
     """
     try:
-        return getpass.getpass("Metabase password: ")
+        return getpass.getpass(message)
     except StdinNotImplementedError as exc:
         raise AuthError(
             f"No password: this kernel cannot prompt for one. Set {ENV_PASSWORD} in the "
@@ -67,7 +67,7 @@ def password_prompt(*_: object) -> str:
         ) from exc
 
 
-def _not_logged_in(*_: object) -> str:
+def _not_logged_in(message: str = "") -> str:
     """Password prompt for the implicit login of %massive_card: never asks, explains."""
     raise AuthError(NOT_LOGGED_IN)
 
@@ -104,7 +104,8 @@ class MassiveMagics(Magics):
         super().__init__(shell=shell, **kwargs)
         self.client: Client | None = None
         self.sandbox: Any = None  # massive_magic.sandbox server, when --sandbox started one
-        if self.shell is not None:
+        # IPython 9's Magics joins shell.configurables itself (so %config finds it); 8.x not.
+        if self.shell is not None and self not in self.shell.configurables:
             self.shell.configurables.append(self)
 
     # -- plumbing (not magics) -------------------------------------------------
@@ -137,7 +138,9 @@ class MassiveMagics(Magics):
             timeout=self.timeout,
         )
 
-    def _make_client(self, settings: Settings, prompt: Any, password: str | None = None) -> Client:
+    def _make_client(
+        self, settings: Settings, prompt: Callable[[str], str], password: str | None = None
+    ) -> Client:
         from .client import Client
 
         return Client(
@@ -275,14 +278,16 @@ class MassiveMagics(Magics):
             ref = expand_vars(args.ref, ns, where="Card reference")
             params = parse_cell(cell, ns) if cell else None
             client = self._current_client()
+            client.progress = self.progress and not (self.quiet or args.quiet)
             started = time.perf_counter()
             df = client.card(ref, params, limit=args.limit, refresh=args.refresh)
+        seconds = time.perf_counter() - started
         if not args.output:
             return df
         ns[args.output] = df
         if not (args.quiet or self.quiet):
-            seconds = time.perf_counter() - started
-            print(_describe_frame(args.output, df, ref, seconds))
+            with self._translate():
+                print(_describe_frame(args.output, df, _card_name(client, df), seconds))
         return None
 
     @no_var_expand
@@ -302,7 +307,7 @@ class MassiveMagics(Magics):
                 if exc.name != f"{__package__}.picker":
                     raise
                 return client.cards()
-            return picker(client)
+            return picker(client, set_next_input=self.shell.set_next_input)
 
 
 def _describe_login(info: Any) -> str:
@@ -316,10 +321,16 @@ def _describe_login(info: Any) -> str:
     return f"{who}; session valid until {until}{reused}."
 
 
-def _describe_frame(var: str, df: Any, ref: object, seconds: float) -> str:
+def _card_name(client: Client, df: Any) -> str:
+    """The card's name for the summary line: from the frame, else one cached card lookup."""
+    meta = df.attrs.get("massive") or {}
+    name = meta.get("name") or client.card_info(meta["card_id"]).get("name")
+    return str(name) if name else f"card {meta['card_id']}"
+
+
+def _describe_frame(var: str, df: Any, name: str, seconds: float) -> str:
     """``daily: 1,234 rows x 5 columns from 'Daily earnings' in 0.42 s``."""
     rows, cols = df.shape
-    name = df.attrs.get("card_name") or f"card {ref}"
     return f"{var}: {rows:,} rows x {cols} columns from {name!r} in {seconds:.2f} s"
 
 
