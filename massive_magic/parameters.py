@@ -192,6 +192,11 @@ def build_parameter(decl: Mapping[str, Any], value: Any) -> dict[str, Any]:
         param["value"] = _listed(label, declared, value, single, _to_bool)
     elif family == "string" or declared in ("text", "category", "id") or family == "location":
         param["value"] = _text_value(label, declared, value, single)
+        if single and declared == "category":
+            # Metabase declares raw text variables as "category" and still accepts that
+            # type only through a "FIXME" compatibility rule; "text" (or "boolean" for a
+            # boolean tag) is the type its parameter schema documents for them.
+            param["type"] = "boolean" if isinstance(param["value"], bool) else "text"
     elif declared == "temporal-unit":
         param["value"] = _temporal_unit(label, value)
     else:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
-from massive_magic.errors import ParameterError
+from massive_magic import Client
+from massive_magic.errors import ParameterError, QueryFailed
 from massive_magic.parameters import build_parameters, describe_parameters, match_parameter
+from massive_magic.sandbox import demo
 
 
 def var(slug: str, ptype: str, name: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -75,9 +81,9 @@ def test_copies_id_and_target_and_sends_json_number() -> None:
         ("amount", (1, None), "number/between", [1, None]),
         ("amount", [None, 9.5], "number/between", [None, 9.5]),
         # text: one string for a raw variable, a list for a field filter
-        ("region_text", "North", "category", "North"),
-        ("region_text", 12, "category", "12"),
-        ("region_text", True, "category", True),
+        ("region_text", "North", "text", "North"),
+        ("region_text", 12, "text", "12"),
+        ("region_text", True, "boolean", True),
         ("region", "North", "string/=", ["North"]),
         ("region", ["North", "South"], "string/=", ["North", "South"]),
         ("region", 5, "string/=", ["5"]),
@@ -225,3 +231,175 @@ def test_describe_parameters() -> None:
     assert describe_parameters(DECLS[:2]) == (
         "min_orders ('Min orders', number/=), day (date/all-options, required)"
     )
+
+
+# -- over HTTP against the sandbox ----------------------------------------------------------
+
+
+@pytest.fixture
+def srv(sandbox: Any) -> Any:
+    """The shared sandbox from conftest, reset for this test."""
+    return sandbox
+
+
+@pytest.fixture
+def client(srv: Any, tmp_path: Path) -> Iterator[Client]:
+    with Client(srv.url, srv.username, srv.password, cache_dir=tmp_path, progress=False) as mb:
+        mb.login()
+        srv.reset_log()
+        yield mb
+
+
+def filtered(mb: Client, **params: Any) -> pd.DataFrame:
+    return mb.card(demo.EARNINGS_FILTERED, params)
+
+
+def days(df: pd.DataFrame) -> tuple[str, str]:
+    return str(df["day"].min())[:10], str(df["day"].max())[:10]
+
+
+def sent(srv: Any, card: int) -> list[dict[str, Any]]:
+    [request] = srv.requests("POST", f"/api/card/{card}/query")
+    assert request.query == ""  # never in the query string
+    return json.loads(request.body)["parameters"]
+
+
+@pytest.mark.parametrize(
+    ("value", "span"),
+    [
+        ((dt.date(2024, 2, 1), dt.date(2024, 2, 10)), ("2024-02-01", "2024-02-10")),
+        (("2024-02-01", "2024-02-10"), ("2024-02-01", "2024-02-10")),
+        ("2024-02-01~2024-02-10", ("2024-02-01", "2024-02-10")),
+        ((None, "2024-01-03"), ("2024-01-01", "2024-01-03")),
+        (("2024-12-30", None), ("2024-12-30", "2024-12-31")),
+        (dt.date(2024, 3, 5), ("2024-03-05", "2024-03-05")),
+        (dt.datetime(2024, 3, 5), ("2024-03-05", "2024-03-05")),
+        ("2024-03-05", ("2024-03-05", "2024-03-05")),
+        ("2024-02", ("2024-02-01", "2024-02-29")),
+        ("Q2-2024", ("2024-04-01", "2024-06-30")),
+    ],
+)
+def test_date_values(srv: Any, client: Client, value: Any, span: tuple[str, str]) -> None:
+    df = filtered(client, date=value)
+    assert days(df) == span
+
+
+@pytest.mark.parametrize(
+    ("value", "span"),
+    [
+        ("past7days", ("2024-06-08", "2024-06-14")),
+        ("past7days~", ("2024-06-08", "2024-06-15")),
+        ("yesterday", ("2024-06-14", "2024-06-14")),
+        ("today", ("2024-06-15", "2024-06-15")),
+    ],
+)
+def test_relative_dates_follow_the_server_clock(
+    srv: Any, client: Client, value: str, span: tuple[str, str]
+) -> None:
+    srv.clock.set(dt.datetime(2024, 6, 15, 12, tzinfo=dt.timezone.utc).timestamp())
+    df = filtered(client, date=value)
+    assert days(df) == span
+    assert sent(srv, demo.EARNINGS_FILTERED)[0]["type"] == "date/relative"
+
+
+def test_relative_date_is_sent_as_is(srv: Any, client: Client) -> None:
+    filtered(client, date="thismonth")
+    [param] = sent(srv, demo.EARNINGS_FILTERED)
+    assert param == {
+        "id": param["id"],
+        "type": "date/relative",
+        "target": ["dimension", ["template-tag", "date"]],
+        "value": "thismonth",
+    }
+
+
+def test_multi_value_list_and_single(srv: Any, client: Client) -> None:
+    df = filtered(client, date="2024-01", country=["DE", "US"])
+    assert set(df["country"]) == {"DE", "US"}
+    df = filtered(client, date="2024-01", Country="BR")
+    assert set(df["country"]) == {"BR"}
+
+
+def test_number_and_text(srv: Any, client: Client) -> None:
+    df = filtered(client, date="2024-01", platform="Windows", min_earnings=50)
+    assert set(df["platform"]) == {"Windows"}
+    assert df["earnings_usd"].min() >= 50
+    body = {p["target"][1][1]: p for p in sent(srv, demo.EARNINGS_FILTERED)}
+    assert body["platform"]["value"] == "Windows" and body["platform"]["type"] == "text"
+    assert body["min_earnings"]["value"] == 50 and body["min_earnings"]["type"] == "number/="
+
+
+def test_display_names_case_insensitive(srv: Any, client: Client) -> None:
+    by_slug = client.card(demo.EARNINGS_FILTERED, {"date": "2024-01", "min_earnings": 40.5})
+    by_name = client.card(demo.EARNINGS_FILTERED, {"DATE": "2024-01", "Min Earnings": 40.5})
+    pd.testing.assert_frame_equal(by_slug, by_name)
+
+
+def test_boolean_parameter(srv: Any, client: Client) -> None:
+    rows = [[1, True], [2, False], [3, True]]
+
+    def run(values: dict[str, Any]) -> list[list[Any]]:
+        wanted = values.get("on")
+        if wanted is None:
+            return rows
+        wanted = wanted if isinstance(wanted, list) else [wanted]
+        return [r for r in rows if r[1] in wanted]
+
+    cid = srv.add_card(
+        "Flags",
+        [("n", "type/Integer"), ("on", "type/Boolean")],
+        parameters=[{"name": "on", "type": "dimension", "widget_type": "boolean/="}],
+        run=run,
+    )
+    assert client.card(cid, {"on": True})["n"].tolist() == [1, 3]
+    assert client.card(cid, {"On": "false"})["n"].tolist() == [2]
+    assert client.card(cid, {"on": None})["n"].tolist() == [1, 2, 3]
+
+
+def test_none_means_no_filter(srv: Any, client: Client) -> None:
+    df = filtered(client, date=None)  # the default (January) is not used
+    assert days(df) == ("2024-01-01", "2024-12-31")
+    assert sent(srv, demo.EARNINGS_FILTERED)[0]["value"] is None
+    default = client.card(demo.EARNINGS_FILTERED)
+    assert days(default) == ("2024-01-01", "2024-01-31")
+
+
+def test_unknown_name_sends_no_query(srv: Any, client: Client) -> None:
+    with pytest.raises(ParameterError) as info:
+        filtered(client, region="EU")
+    assert "Card 497 has no parameter 'region'" in str(info.value)
+    assert "country (string/=)" in str(info.value)
+    assert "min_earnings ('Min earnings', number/=)" in str(info.value)
+    assert srv.count("POST") == 0
+
+
+def test_bad_value_names_the_parameter_and_sends_no_query(srv: Any, client: Client) -> None:
+    with pytest.raises(ParameterError, match=r"'min_earnings'.*thousands"):
+        filtered(client, min_earnings="1,234")
+    with pytest.raises(ParameterError, match="'date'"):
+        filtered(client, date="last tuesday")
+    assert srv.count("POST") == 0
+
+
+def test_missing_required_parameter_is_query_failed(srv: Any, client: Client) -> None:
+    with pytest.raises(QueryFailed) as info:
+        client.card(demo.REQUIRED_PARAM)
+    assert info.value.error_type == "missing-required-parameter"
+    assert "You'll need to pick a value for 'App'" in str(info.value)
+    assert len(client.card(demo.REQUIRED_PARAM, {"app": "PuzzleDash"})) > 0
+
+
+def test_declarations_fetched_once_per_card(srv: Any, client: Client) -> None:
+    start = dt.date(2024, 1, 1)
+    for i in range(30):
+        day = start + dt.timedelta(days=i)
+        df = filtered(client, date=(day, day))
+        assert days(df) == (day.isoformat(), day.isoformat())
+    assert len(srv.log) == 31
+    assert srv.count("GET", f"/api/card/{demo.EARNINGS_FILTERED}") == 1
+
+
+def test_no_params_no_declarations(srv: Any, client: Client) -> None:
+    client.card(demo.ALL_TYPES)
+    client.card(demo.ALL_TYPES, {})
+    assert srv.count("GET") == 0

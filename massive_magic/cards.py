@@ -1,0 +1,597 @@
+"""Card and dashboard endpoints on top of a :class:`~massive_magic.session.MetabaseSession`.
+
+How a result is fetched (metabase-api.md §4-5, Traps 5-7) — never a silently
+short frame:
+
+1. ``POST <query path>`` with a JSON body ``{"parameters": [...], "ignore_cache": ...}``.
+   One round trip for every result under the cap (2,000 rows for native questions).
+2. If the answer says ``data.rows_truncated`` (Metabase flags a result of exactly the
+   cap too), the complete result is streamed from the ``api`` export of the same path
+   (``…/query/api``; parameters as the form field ``parameters=<json>`` plus
+   ``format_rows=false``, which old and new Metabase read) through
+   :class:`~massive_magic.rowstream.ApiRowStream` into a
+   :class:`~massive_magic.frames.FrameBuilder` built from the first answer's ``cols``.
+3. If the server refuses the ``api`` export (404/400/500), the ``csv`` export is read
+   instead and converted with the first answer's ``cols``.
+
+A body that ends early or does not parse raises :class:`ResponseError`; a result at
+the export cap (1,048,575 rows) warns :class:`IncompleteResultWarning`.
+
+The card name is not part of a query answer. ``df.attrs["massive"]["name"]`` is taken
+from what the caller already knows (the client's per-card cache, filled by
+``card_info``, ``cards``, parameter declarations and dashboards) and is ``None``
+otherwise: fetching it would double the round trips of a small card.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from .errors import (
+    AccessDenied,
+    CardNotFound,
+    DashboardNotFound,
+    IncompleteResultWarning,
+    MassiveError,
+    NotFound,
+    QueryFailed,
+    ResponseError,
+)
+from .frames import FrameBuilder, frame_from_csv, frame_from_result
+from .rowstream import ApiRowStream
+from .session import read_json
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .session import MetabaseSession
+
+__all__ = [
+    "EXPORT_ROW_CAP",
+    "DashboardResult",
+    "Dashcard",
+    "QueryTarget",
+    "card_summary",
+    "cards_frame",
+    "dashboard_cards",
+    "fetch_card",
+    "fetch_dashboard",
+    "list_cards",
+    "run_query",
+]
+
+#: Metabase's absolute maximum for exports: Excel's row limit minus the header row.
+EXPORT_ROW_CAP = 1_048_575
+#: Export statuses that mean "this server does not offer the api export here".
+_REFUSED = frozenset({400, 404, 405, 500, 501})
+_CHUNK = 1 << 20
+
+_CARD_LIST_HINT = "Client.cards() lists the cards you can read."
+
+
+@dataclass(frozen=True)
+class QueryTarget:
+    """Where a result comes from: a saved card, or a card placed on a dashboard."""
+
+    card_id: int
+    dashboard_id: int | None = None
+    dashcard_id: int | None = None
+
+    @property
+    def path(self) -> str:
+        if self.dashboard_id is None:
+            return f"/api/card/{self.card_id}/query"
+        return (
+            f"/api/dashboard/{self.dashboard_id}/dashcard/{self.dashcard_id}"
+            f"/card/{self.card_id}/query"
+        )
+
+    @property
+    def label(self) -> str:
+        if self.dashboard_id is None:
+            return f"Card {self.card_id}"
+        return f"Card {self.card_id} on dashboard {self.dashboard_id}"
+
+
+# -- metadata ------------------------------------------------------------------
+
+
+def fetch_card(session: MetabaseSession, card_id: int) -> dict[str, Any]:
+    """``GET /api/card/:id`` with errors that say what to do next."""
+    target = QueryTarget(card_id)
+    with _card_errors(session, target):
+        response = session.request("GET", f"/api/card/{card_id}")
+    card = _as_object(read_json(response), f"/api/card/{card_id}")
+    return card
+
+
+def list_cards(session: MetabaseSession) -> list[dict[str, Any]]:
+    """``GET /api/card``: every card this user can read (not archived)."""
+    response = session.request("GET", "/api/card", params={"f": "all"})
+    cards = read_json(response)
+    if not isinstance(cards, list):
+        raise ResponseError(
+            "Metabase answered /api/card with something other than a list of cards.",
+            url=_server_url(session),
+        )
+    return [c for c in cards if isinstance(c, dict)]
+
+
+def fetch_dashboard(session: MetabaseSession, dashboard_id: int) -> dict[str, Any]:
+    """``GET /api/dashboard/:id`` with errors that say what to do next."""
+    url = _server_url(session)
+    try:
+        response = session.request("GET", f"/api/dashboard/{dashboard_id}")
+    except NotFound as exc:
+        raise DashboardNotFound(
+            f"Dashboard {dashboard_id} not found on {url}. Check the id in the dashboard's URL "
+            "(/dashboard/<id>-…).",
+            dashboard_id=dashboard_id,
+        ) from exc
+    except AccessDenied as exc:
+        raise AccessDenied(
+            f"You may not read dashboard {dashboard_id} on {url} (Metabase answered 403). "
+            "Ask a Metabase admin for access to its collection."
+        ) from exc
+    return _as_object(read_json(response), f"/api/dashboard/{dashboard_id}")
+
+
+def card_summary(card: Mapping[str, Any]) -> dict[str, Any]:
+    """What a notebook user wants to know about a card, from ``GET /api/card/:id``."""
+    collection = card.get("collection")
+    parameters = []
+    for decl in card.get("parameters") or []:
+        param: dict[str, Any] = {
+            "slug": decl.get("slug"),
+            "name": decl.get("name"),
+            "type": decl.get("type"),
+            "required": bool(decl.get("required")),
+            "default": decl.get("default"),
+        }
+        config = decl.get("values_source_config") or {}
+        if decl.get("values_source_type") == "static-list" and isinstance(
+            config.get("values"), list
+        ):
+            param["values"] = [v[0] if isinstance(v, list) and v else v for v in config["values"]]
+        parameters.append(param)
+    columns = [
+        {
+            "name": col.get("name"),
+            "display_name": col.get("display_name"),
+            "type": col.get("effective_type") or col.get("base_type"),
+        }
+        for col in card.get("result_metadata") or []
+    ]
+    return {
+        "id": card.get("id"),
+        "name": card.get("name"),
+        "description": card.get("description"),
+        "collection": collection.get("name") if isinstance(collection, dict) else None,
+        "type": card.get("type") or ("model" if card.get("dataset") else "question"),
+        "parameters": parameters,
+        "columns": columns,
+    }
+
+
+_CARD_LIST_COLS = [
+    {"name": "id", "display_name": "ID", "base_type": "type/Integer"},
+    {"name": "name", "display_name": "Name", "base_type": "type/Text"},
+    {"name": "collection", "display_name": "Collection", "base_type": "type/Text"},
+    {"name": "type", "display_name": "Type", "base_type": "type/Text"},
+    {"name": "description", "display_name": "Description", "base_type": "type/Text"},
+]
+
+
+def cards_frame(cards: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The card list as a typed frame: id, name, collection, type, description."""
+    rows = []
+    for card in cards:
+        summary = card_summary(card)
+        rows.append([summary[c["name"]] for c in _CARD_LIST_COLS])
+    builder = FrameBuilder([{**c, "effective_type": c["base_type"]} for c in _CARD_LIST_COLS])
+    builder.add_rows(rows)
+    return builder.build()
+
+
+# -- dashboards ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dashcard:
+    """One card placed on a dashboard, with the unique name its frame is keyed by."""
+
+    key: str
+    dashcard_id: int
+    card_id: int
+    card_name: str | None
+
+
+def dashboard_cards(dashboard: Mapping[str, Any]) -> list[Dashcard]:
+    """The dashboard's cards in display order, keyed "Name", "Name (2)", ...
+
+    ``dashcards`` (Metabase 0.48+) falls back to ``ordered_cards``; text and heading
+    cards (``card_id`` null) are skipped.
+    """
+    raw = dashboard.get("dashcards")
+    if raw is None:
+        raw = dashboard.get("ordered_cards")
+    placed = [d for d in raw or [] if isinstance(d, dict) and d.get("card_id") is not None]
+    placed.sort(key=lambda d: (d.get("row") or 0, d.get("col") or 0))
+    seen: dict[str, int] = {}
+    out = []
+    for dashcard in placed:
+        card = dashcard.get("card") if isinstance(dashcard.get("card"), dict) else {}
+        name = card.get("name") if isinstance(card.get("name"), str) else None
+        base = name or f"Card {dashcard['card_id']}"
+        seen[base] = seen.get(base, 0) + 1
+        key = base if seen[base] == 1 else f"{base} ({seen[base]})"
+        while key in seen and key != base:
+            seen[base] += 1
+            key = f"{base} ({seen[base]})"
+        seen.setdefault(key, 1)
+        out.append(Dashcard(key, int(dashcard["id"]), int(dashcard["card_id"]), name))
+    return out
+
+
+class DashboardResult(dict):  # type: ignore[type-arg]
+    """``dict[str, DataFrame]`` of a dashboard's cards, plus what went wrong.
+
+    A card that fails does not lose the others: its error is in ``.errors`` under
+    the same name (and a warning names it). ``raise_errors()`` turns the first
+    failure back into an exception for scripts that want all or nothing.
+    """
+
+    def __init__(
+        self,
+        frames: Mapping[str, pd.DataFrame],
+        errors: Mapping[str, MassiveError],
+        *,
+        dashboard_id: int,
+        name: str | None,
+    ) -> None:
+        super().__init__(frames)
+        self.errors: dict[str, MassiveError] = dict(errors)
+        self.dashboard_id = dashboard_id
+        self.name = name
+
+    def raise_errors(self) -> None:
+        """Raise the first card's error, if any card failed."""
+        for error in self.errors.values():
+            raise error
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k!r}: {len(v)} rows" for k, v in self.items())
+        failed = f"; failed: {', '.join(map(repr, self.errors))}" if self.errors else ""
+        return f"<DashboardResult {self.dashboard_id} {self.name!r} {{{shapes}}}{failed}>"
+
+
+# -- running a card -------------------------------------------------------------
+
+
+def run_query(
+    session: MetabaseSession,
+    target: QueryTarget,
+    parameters: list[dict[str, Any]],
+    *,
+    limit: int | None = None,
+    refresh: bool = False,
+    progress: bool = True,
+    name: str | None = None,
+) -> pd.DataFrame:
+    """The complete result of ``target`` as a typed frame with provenance in ``attrs``."""
+    url = _server_url(session)
+    started = time.monotonic()
+    fetched_at = datetime.now(timezone.utc)
+    with _Progress(progress, name or target.label) as bar:
+        body = {"parameters": parameters, "ignore_cache": bool(refresh)}
+        answer = _post_json(session, target, body, bar)
+        _raise_if_failed(answer, target, url)
+        data = answer.get("data")
+        if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+            raise ResponseError(
+                f"{target.label}: Metabase's answer has no rows; run it again.", url=url
+            )
+        rows: list[Any] = data["rows"]
+        count = answer.get("row_count")
+        if isinstance(count, int) and count != len(rows):
+            raise ResponseError(
+                f"{target.label}: Metabase announced {count} rows but sent {len(rows)}; "
+                "run it again.",
+                url=url,
+            )
+        timezone_name = data.get("results_timezone")
+        capped = bool(data.get("rows_truncated"))
+        truncated = False
+        if capped and (limit is None or limit > len(rows)):
+            cols = data.get("cols") or []
+            frame, source = _export(session, target, parameters, cols, timezone_name, limit, bar)
+            if limit is None and len(frame) >= EXPORT_ROW_CAP:
+                truncated = True
+                warnings.warn(
+                    f"{target.label} returned {len(frame):,} rows, Metabase's export maximum; "
+                    "the result may be missing rows. Filter it with parameters.",
+                    IncompleteResultWarning,
+                    stacklevel=3,
+                )
+        else:
+            source = "query"
+            if limit is not None and limit < len(rows):
+                data = {**data, "rows": rows[:limit]}
+            frame = frame_from_result(data)
+    frame.attrs["massive"] = {
+        "url": url,
+        "card_id": target.card_id,
+        "name": name,
+        "dashboard_id": target.dashboard_id,
+        "dashcard_id": target.dashcard_id,
+        "parameters": parameters,
+        "row_count": len(frame),
+        "limit": limit,
+        "source": source,
+        "truncated": truncated,
+        "cached": answer.get("cached"),
+        "results_timezone": timezone_name,
+        "fetched_at": fetched_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "elapsed": round(time.monotonic() - started, 3),
+    }
+    return frame
+
+
+def _export(
+    session: MetabaseSession,
+    target: QueryTarget,
+    parameters: list[dict[str, Any]],
+    cols: list[dict[str, Any]],
+    timezone_name: str | None,
+    limit: int | None,
+    bar: _Progress,
+) -> tuple[pd.DataFrame, str]:
+    """Stream the complete result from the api export, or read the csv export."""
+    form = {
+        "parameters": json.dumps(parameters),
+        "format_rows": "false",
+        "pivot_results": "false",
+    }
+    try:
+        with _card_errors(session, target):
+            response = session.request("POST", target.path + "/api", data=form, stream=True)
+    except (CardNotFound, ResponseError) as exc:
+        status = 404 if isinstance(exc, CardNotFound) else exc.status
+        if status not in _REFUSED:
+            raise
+        return _csv_export(session, target, form, cols, timezone_name, limit, bar), "csv"
+    try:
+        return _stream_api(target, response, cols, timezone_name, limit, bar, session), "api"
+    finally:
+        response.close()
+
+
+def _stream_api(
+    target: QueryTarget,
+    response: Any,
+    cols: list[dict[str, Any]],
+    timezone_name: str | None,
+    limit: int | None,
+    bar: _Progress,
+    session: MetabaseSession,
+) -> pd.DataFrame:
+    url = _server_url(session)
+    builder = FrameBuilder(cols, results_timezone=timezone_name)
+    stream = ApiRowStream(_chunks(response, bar, target, url))
+    for batch in stream:
+        if limit is not None and builder.row_count + len(batch) >= limit:
+            builder.add_rows(batch[: limit - builder.row_count])
+            return builder.build()  # enough rows: stop reading, the caller closes
+        builder.add_rows(batch)
+    tail = stream.tail if isinstance(stream.tail, dict) else {}
+    _raise_if_failed(tail, target, url)
+    tail_data = tail.get("data") if isinstance(tail.get("data"), dict) else {}
+    names = [c.get("name") for c in cols]
+    tail_names = [c.get("name") for c in tail_data.get("cols") or [] if isinstance(c, dict)]
+    if tail_names != names:
+        raise ResponseError(
+            f"{target.label}: the columns changed between two requests ({names} then "
+            f"{tail_names}); the card was probably edited. Run it again.",
+            url=url,
+        )
+    count = tail.get("row_count")
+    if isinstance(count, int) and count != builder.row_count:
+        raise ResponseError(
+            f"{target.label}: Metabase announced {count} rows but sent {builder.row_count}; "
+            "run it again.",
+            url=url,
+        )
+    return builder.build()
+
+
+def _csv_export(
+    session: MetabaseSession,
+    target: QueryTarget,
+    form: dict[str, str],
+    cols: list[dict[str, Any]],
+    timezone_name: str | None,
+    limit: int | None,
+    bar: _Progress,
+) -> pd.DataFrame:
+    url = _server_url(session)
+    with _card_errors(session, target):
+        response = session.request("POST", target.path + "/csv", data=form, stream=True)
+    try:
+        body = b"".join(_chunks(response, bar, target, url))
+    finally:
+        response.close()
+    if body.lstrip()[:1] == b"{":
+        # A failed query answers a csv download with a JSON error document.
+        _raise_if_failed(_parse(body, target, url), target, url)
+        raise ResponseError(f"{target.label}: the csv export is not CSV; run it again.", url=url)
+    frame = frame_from_csv(cols, body, results_timezone=timezone_name)
+    return frame.head(limit) if limit is not None else frame
+
+
+def _post_json(
+    session: MetabaseSession, target: QueryTarget, body: dict[str, Any], bar: _Progress
+) -> dict[str, Any]:
+    url = _server_url(session)
+    with _card_errors(session, target):
+        response = session.request("POST", target.path, json=body, stream=True)
+    try:
+        raw = b"".join(_chunks(response, bar, target, url))
+    finally:
+        response.close()
+    return _as_object(_parse(raw, target, url), target.path)
+
+
+def _chunks(response: Any, bar: _Progress, target: QueryTarget, url: str) -> Iterator[bytes]:
+    """The body in chunks, counted for the progress bar; a cut connection is an error."""
+    try:
+        for chunk in response.iter_content(chunk_size=_CHUNK):
+            if chunk:
+                bar.add(len(chunk))
+                yield chunk
+    except OSError as exc:  # requests' errors derive from OSError (IOError)
+        raise ResponseError(
+            f"{target.label}: the answer from {url} ended early ({type(exc).__name__}). "
+            "Nothing was kept; run it again.",
+            url=url,
+        ) from None
+
+
+def _parse(raw: bytes, target: QueryTarget, url: str) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        what = "is empty" if not raw.strip() else "is not valid JSON (it may have been cut off)"
+        raise ResponseError(
+            f"{target.label}: the answer from {url} {what}; run it again.", url=url
+        ) from None
+
+
+def _as_object(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ResponseError(f"Metabase answered {path} with something other than an object.")
+    return value
+
+
+_HINTS = {
+    "missing-required-parameter": (
+        "Give it a value with params={{...}}; Client.card_info({ref}) lists the parameters."
+    ),
+    "invalid-parameter": (
+        "Check the parameter values; Client.card_info({ref}) shows each parameter's type."
+    ),
+    "timed-out": "The query hit Metabase's time limit; narrow it with parameters.",
+    "missing-required-permissions": "Ask a Metabase admin for access to the card's data.",
+}
+
+
+def _raise_if_failed(answer: Mapping[str, Any], target: QueryTarget, url: str) -> None:
+    """Metabase answers a failed query with 202/200 and ``"status": "failed"``."""
+    status = answer.get("status")
+    if status in (None, "completed"):
+        return
+    error = answer.get("error")
+    error_text = error if isinstance(error, str) and error else "Error running query"
+    error_type = answer.get("error_type") if isinstance(answer.get("error_type"), str) else None
+    hint = _HINTS.get(error_type or "", "Open the card in Metabase to see the same error.")
+    details = {
+        k: answer[k] for k in ("class", "state", "error_type", "card_id", "status") if k in answer
+    }
+    raise QueryFailed(
+        f"{target.label} failed on {url}: {error_text.strip()} {hint.format(ref=target.card_id)}",
+        error=error_text,
+        error_type=error_type,
+        card_id=target.card_id,
+        details=details,
+    )
+
+
+@contextmanager
+def _card_errors(session: MetabaseSession, target: QueryTarget) -> Iterator[None]:
+    """Translate 404/403 into messages that name the card and say what to do next."""
+    try:
+        yield
+    except CardNotFound:
+        raise
+    except NotFound as exc:
+        url = _server_url(session)
+        if target.dashboard_id is None:
+            message = (
+                f"Card {target.card_id} not found on {url}. Check the id in the card's URL "
+                f"(/question/<id>-…); {_CARD_LIST_HINT}"
+            )
+        else:
+            message = (
+                f"Card {target.card_id} is not on dashboard {target.dashboard_id} "
+                f"(dashcard {target.dashcard_id}) on {url}; reload the dashboard."
+            )
+        raise CardNotFound(message, card_id=target.card_id) from exc
+    except AccessDenied as exc:
+        raise AccessDenied(
+            f"You may not read card {target.card_id} on {_server_url(session)} (Metabase "
+            f"answered 403). Ask a Metabase admin for access to its collection; {_CARD_LIST_HINT}"
+        ) from exc
+
+
+def _server_url(session: MetabaseSession) -> str:
+    settings = getattr(session, "settings", None)
+    return str(getattr(settings, "url", "") or "Metabase")
+
+
+# -- progress ------------------------------------------------------------------
+
+
+class _Progress:
+    """A tqdm bar that appears after a second: elapsed time first, then bytes.
+
+    tqdm only redraws on ``update``, so a small thread ticks it while the server
+    is still thinking. ``enabled=False`` (``Client(progress=False)``) makes it a no-op.
+    """
+
+    def __init__(self, enabled: bool, desc: str) -> None:
+        self.enabled = enabled
+        self.desc = desc
+        self._bar: Any = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(
+                desc=self.desc, unit="B", unit_scale=True, unit_divisor=1024, delay=1.0
+            )
+            self._ticker = threading.Thread(target=self._tick, daemon=True)
+            self._ticker.start()
+        return self
+
+    def _tick(self) -> None:
+        while not self._stop.wait(0.25):
+            with self._lock:
+                if self._bar is not None:
+                    self._bar.update(0)
+
+    def add(self, count: int) -> None:
+        if self._bar is not None:
+            with self._lock:
+                self._bar.update(count)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+        if self._bar is not None:
+            with self._lock:
+                self._bar.close()
+                self._bar = None

@@ -1,0 +1,355 @@
+"""Client.card over real HTTP against the sandbox: completeness, types, errors, provenance."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import pandas as pd
+import pytest
+
+from massive_magic import Client
+from massive_magic.cards import EXPORT_ROW_CAP
+from massive_magic.errors import (
+    AccessDenied,
+    BadCardRef,
+    CardNotFound,
+    ConfigError,
+    IncompleteResultWarning,
+    QueryFailed,
+    ResponseError,
+)
+from massive_magic.sandbox import demo
+
+
+@pytest.fixture
+def srv(sandbox: Any) -> Any:
+    """The shared sandbox from conftest, reset for this test."""
+    return sandbox
+
+
+@pytest.fixture
+def client(srv: Any, tmp_path: Path) -> Iterator[Client]:
+    """A logged-in client whose request log starts empty (a warm session)."""
+    srv.faults.clear()
+    with Client(srv.url, srv.username, srv.password, cache_dir=tmp_path, progress=False) as mb:
+        mb.login()
+        srv.reset_log()
+        yield mb
+    srv.faults.clear()
+
+
+def seq(mb: Client, rows: int, **kwargs: Any) -> pd.DataFrame:
+    return mb.card(demo.SEQUENCE, {"rows": rows}, **kwargs)
+
+
+def posts(srv: Any, card: int, suffix: str = "") -> int:
+    return srv.count("POST", f"/api/card/{card}/query{suffix}")
+
+
+# -- completeness at the 2,000-row cap ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rows", "queries", "exports"),
+    [(0, 1, 0), (1, 1, 0), (1_999, 1, 0), (2_000, 1, 1), (2_001, 1, 1), (5_000, 1, 1)],
+)
+def test_row_cap_boundary(srv: Any, client: Client, rows: int, queries: int, exports: int) -> None:
+    client.card_info(demo.SEQUENCE)  # declarations cached: count only the runs
+    srv.reset_log()
+    df = seq(client, rows)
+    assert len(df) == rows
+    assert list(df.columns) == ["n", "label"]
+    if rows:
+        assert df["n"].iloc[0] == 1
+        assert df["n"].iloc[-1] == rows
+        assert df["label"].iloc[-1] == f"row {rows}"
+        assert df["n"].is_monotonic_increasing and df["n"].is_unique
+    assert posts(srv, demo.SEQUENCE) == queries
+    assert posts(srv, demo.SEQUENCE, "/api") == exports
+    assert len(srv.log) == queries + exports  # nothing else: no login, no metadata
+    meta = df.attrs["massive"]
+    assert meta["source"] == ("api" if exports else "query")
+    assert meta["row_count"] == rows
+    assert meta["truncated"] is False
+
+
+def test_small_card_is_one_round_trip(srv: Any, client: Client) -> None:
+    df = client.card(demo.ALL_TYPES)
+    assert len(df) == 11
+    assert [(r.method, r.path) for r in srv.log] == [("POST", f"/api/card/{demo.ALL_TYPES}/query")]
+
+
+def test_export_matches_the_query_answer_for_the_same_rows(client: Client) -> None:
+    """Rows from /query and from the api export convert to the same frame."""
+    small = seq(client, 1_999)
+    big = seq(client, 2_500)
+    pd.testing.assert_frame_equal(big.head(1_999), small, check_like=False)
+    assert big.dtypes.to_dict() == small.dtypes.to_dict()
+
+
+def test_large_daily_card_through_the_export(srv: Any, client: Client) -> None:
+    df = client.card(demo.DAILY_EARNINGS)
+    assert len(df) == demo.DAILY_EARNINGS_ROWS
+    assert posts(srv, demo.DAILY_EARNINGS, "/api") == 1
+    assert df["day"].iloc[0] == dt.date(2024, 1, 1) or df["day"].iloc[0] == pd.Timestamp(
+        "2024-01-01"
+    )
+    assert df.attrs["massive"]["source"] == "api"
+
+
+# -- limit -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rows", "limit", "exports"),
+    [(1_500, 10, 0), (5_000, 10, 0), (5_000, 3_000, 1), (100, 500, 0), (5_000, 0, 0)],
+)
+def test_limit(srv: Any, client: Client, rows: int, limit: int, exports: int) -> None:
+    client.card_info(demo.SEQUENCE)
+    srv.reset_log()
+    df = seq(client, rows, limit=limit)
+    assert len(df) == min(rows, limit)
+    assert list(df.columns) == ["n", "label"]
+    if len(df):
+        assert df["n"].iloc[-1] == min(rows, limit)
+    assert posts(srv, demo.SEQUENCE, "/api") == exports
+    assert df.attrs["massive"]["limit"] == limit
+
+
+def test_limit_stops_reading_the_export(srv: Any, client: Client) -> None:
+    df = client.card(demo.LARGE, limit=2_500)
+    assert len(df) == 2_500
+    export = [r for r in srv.log if r.path.endswith("/query/api")]
+    assert len(export) == 1
+    # the server saw the connection go away long before the million rows were written
+    assert not export[0].complete
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "10", True])
+def test_bad_limit(client: Client, bad: Any) -> None:
+    with pytest.raises(ConfigError, match="limit"):
+        client.card(demo.ALL_TYPES, limit=bad)
+
+
+# -- refresh -----------------------------------------------------------------------------
+
+
+def test_refresh_ignores_the_cache_and_rereads_declarations(srv: Any, client: Client) -> None:
+    seq(client, 5)
+    seq(client, 5)
+    assert srv.count("GET", f"/api/card/{demo.SEQUENCE}") == 1
+    bodies = [json.loads(r.body) for r in srv.log if r.path.endswith("/query")]
+    assert [b["ignore_cache"] for b in bodies] == [False, False]
+    srv.reset_log()
+    seq(client, 5, refresh=True)
+    assert srv.count("GET", f"/api/card/{demo.SEQUENCE}") == 1
+    [request] = [r for r in srv.log if r.path.endswith("/query")]
+    assert json.loads(request.body)["ignore_cache"] is True
+
+
+# -- references --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        demo.ALL_TYPES,
+        str(demo.ALL_TYPES),
+        f"{demo.ALL_TYPES}-all-column-types",
+        "{url}/question/{id}-all-column-types",
+        "{url}/question/{id}",
+        "{url}/question/{id}-all-column-types?foo=1#bar",
+        "{url}/card/{id}",
+        "{url}/model/{id}-as-a-model",
+        "/question/{id}-x",
+    ],
+)
+def test_every_reference_form(srv: Any, client: Client, ref: Any) -> None:
+    if isinstance(ref, str):
+        ref = ref.format(url=srv.url, id=demo.ALL_TYPES)
+    df = client.card(ref)
+    assert df.attrs["massive"]["card_id"] == demo.ALL_TYPES
+    assert len(df) == 11
+
+
+@pytest.mark.parametrize(
+    "ref", ["{url}/dashboard/12-overview", "daily", 0, -3, None, 4.5, "{url}/question#eyJk"]
+)
+def test_bad_references_send_nothing(srv: Any, client: Client, ref: Any) -> None:
+    if isinstance(ref, str):
+        ref = ref.format(url=srv.url)
+    with pytest.raises(BadCardRef):
+        client.card(ref)
+    assert srv.log == []
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+def test_card_not_found(srv: Any, client: Client) -> None:
+    with pytest.raises(CardNotFound) as info:
+        client.card(999)
+    message = str(info.value)
+    assert message.startswith(f"Card 999 not found on {srv.url}.")
+    assert "/question/<id>" in message and "Client.cards()" in message
+    assert info.value.card_id == 999
+
+
+def test_access_denied(srv: Any, client: Client) -> None:
+    with pytest.raises(AccessDenied, match=f"card {demo.RESTRICTED}.*403.*admin"):
+        client.card(demo.RESTRICTED)
+
+
+def test_query_failed_carries_metabase_error(client: Client) -> None:
+    with pytest.raises(QueryFailed) as info:
+        client.card(demo.BROKEN)
+    error = info.value
+    assert error.error_type == "invalid-query"
+    assert error.error is not None and 'relation "partner_payoutz" does not exist' in error.error
+    assert error.card_id == demo.BROKEN
+    assert "partner_payoutz" in str(error)
+    assert "Open the card in Metabase" in str(error)
+
+
+def test_missing_required_parameter_is_the_servers_message(client: Client) -> None:
+    with pytest.raises(QueryFailed) as info:
+        client.card(demo.SEQUENCE, {"rows": None})
+    assert info.value.error_type == "missing-required-parameter"
+    assert "pick a value for 'Rows'" in str(info.value)
+    assert "card_info" in str(info.value)
+
+
+def test_cut_query_body_is_an_error(srv: Any, client: Client) -> None:
+    srv.faults.cut_next(path=f"/api/card/{demo.ALL_TYPES}/query")
+    with pytest.raises(ResponseError, match=r"run it again|try again"):
+        client.card(demo.ALL_TYPES)
+
+
+def test_cut_export_body_is_an_error_not_a_shorter_frame(srv: Any, client: Client) -> None:
+    client.card_info(demo.SEQUENCE)
+    srv.faults.cut_next(path=f"/api/card/{demo.SEQUENCE}/query/api")
+    with pytest.raises(ResponseError):
+        seq(client, 50_000)
+    assert len(seq(client, 50_000)) == 50_000  # the next run is complete
+
+
+def test_proxy_error_page_after_retries(srv: Any, client: Client) -> None:
+    srv.faults.fail_next(n=10, status=502, path=f"/api/card/{demo.ALL_TYPES}/query")
+    with pytest.raises(ResponseError, match="502"):
+        client.card(demo.ALL_TYPES)
+
+
+@pytest.mark.parametrize("status", [404, 400, 500])
+def test_refused_api_export_falls_back_to_csv(srv: Any, client: Client, status: int) -> None:
+    client.card_info(demo.SEQUENCE)
+    expected = seq(client, 3_000)
+    srv.reset_log()
+    srv.faults.fail_next(status=status, path=f"/api/card/{demo.SEQUENCE}/query/api")
+    df = seq(client, 3_000)
+    assert posts(srv, demo.SEQUENCE, "/csv") == 1
+    assert df.attrs["massive"]["source"] == "csv"
+    pd.testing.assert_frame_equal(df, expected)
+
+
+def test_csv_fallback_of_every_type(srv: Any, client: Client) -> None:
+    """The csv path keeps names and dtypes of the api path (first answer's cols)."""
+    srv.faults.fail_next(status=404, path=f"/api/card/{demo.DAILY_EARNINGS}/query/api")
+    via_csv = client.card(demo.DAILY_EARNINGS)
+    via_api = client.card(demo.DAILY_EARNINGS)
+    assert via_csv.attrs["massive"]["source"] == "csv"
+    assert via_api.attrs["massive"]["source"] == "api"
+    pd.testing.assert_frame_equal(via_csv, via_api)
+
+
+def test_export_cap_warns(srv: Any, client: Client) -> None:
+    """A result of exactly the export maximum may be missing rows: say so."""
+    client.card_info(demo.SEQUENCE)
+    with pytest.warns(IncompleteResultWarning, match="export maximum"):
+        df = seq(client, EXPORT_ROW_CAP)
+    assert len(df) == EXPORT_ROW_CAP
+    assert df.attrs["massive"]["truncated"] is True
+
+
+# -- provenance --------------------------------------------------------------------------
+
+
+def test_provenance(srv: Any, client: Client) -> None:
+    before = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    df = client.card(demo.SEQUENCE, {"Rows": 3})
+    meta = df.attrs["massive"]
+    assert meta["url"] == srv.url
+    assert meta["card_id"] == demo.SEQUENCE
+    assert meta["name"] == "Sequence"  # known: the declarations were read for the parameter
+    assert meta["parameters"] == [
+        {
+            "id": meta["parameters"][0]["id"],
+            "type": "number/=",
+            "target": ["variable", ["template-tag", "rows"]],
+            "value": 3,
+        }
+    ]
+    assert meta["row_count"] == 3
+    fetched = dt.datetime.fromisoformat(meta["fetched_at"].replace("Z", "+00:00"))
+    assert before <= fetched <= dt.datetime.now(dt.timezone.utc)
+    assert 0 <= meta["elapsed"] < 30
+    assert meta["source"] == "query"
+    assert meta["truncated"] is False
+
+
+def test_name_without_an_extra_request(srv: Any, client: Client) -> None:
+    """The name is known only when already cached; no request is added to learn it."""
+    df = client.card(demo.ALL_TYPES)
+    assert df.attrs["massive"]["name"] is None
+    assert len(srv.log) == 1
+    client.card_info(demo.ALL_TYPES)
+    assert client.card(demo.ALL_TYPES).attrs["massive"]["name"] == "All column types"
+
+
+# -- progress ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_progress_on_and_off(srv: Any, tmp_path: Path, capsys: Any, progress: bool) -> None:
+    with Client(srv.url, srv.username, srv.password, cache_dir=tmp_path, progress=progress) as mb:
+        mb.login()
+        srv.faults.delay_next(seconds=1.6, path=f"/api/card/{demo.ALL_TYPES}/query")
+        df = mb.card(demo.ALL_TYPES)
+        quick = mb.card(demo.ALL_TYPES)
+    assert len(df) == len(quick) == 11
+    err = capsys.readouterr().err
+    if progress:
+        assert "Card 501" in err and "B" in err  # a bar appeared for the slow fetch only
+        assert err.count("Card 501") >= 1
+    else:
+        assert err == ""
+
+
+def test_progress_is_quiet_for_fast_fetches(srv: Any, tmp_path: Path, capsys: Any) -> None:
+    with Client(srv.url, srv.username, srv.password, cache_dir=tmp_path, progress=True) as mb:
+        mb.card(demo.ALL_TYPES)
+    assert capsys.readouterr().err == ""
+
+
+def test_no_warning_on_normal_fetch(client: Client) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        client.card(demo.ALL_TYPES)
+
+
+def test_transport_query_body_and_export_form(srv: Any, client: Client) -> None:
+    """Parameters go in the JSON body (/query) and a form field (exports), never the URL."""
+    seq(client, 2_100)
+    query, export = [r for r in srv.log if r.method == "POST"]
+    assert query.header("Content-Type") == "application/json"
+    assert json.loads(query.body)["parameters"][0]["value"] == 2_100
+    assert export.header("Content-Type") == "application/x-www-form-urlencoded"
+    form = parse_qs(export.body.decode())
+    assert json.loads(form["parameters"][0])[0]["value"] == 2_100
+    assert form["format_rows"] == ["false"]
+    assert all(r.query == "" for r in srv.log)
