@@ -19,6 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .settings import ENV_CACHE_DIR
 
@@ -85,13 +86,17 @@ def run_notebook(
     return NotebookRun(output, len(code), executed, seconds, error)
 
 
-def _failure(nb: object, exc: Exception) -> str:
-    """``cell N: Name: value`` for the first cell with an error output."""
-    for number, cell in enumerate(getattr(nb, "cells", []), start=1):
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "error":
-                return f"cell {number}: {out.get('ename')}: {out.get('evalue')}"
-    return str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+def _failure(nb: Any, exc: Any) -> str:
+    """``cell N: Name: value`` for the cell that stopped the run.
+
+    Execution stops at the failing cell, so it is the last one with a count. A
+    ``UsageError`` leaves no ``error`` output (IPython prints it on stderr), hence
+    the name and value come from the exception nbclient raised.
+    """
+    ran = [i for i, c in enumerate(nb.cells, start=1) if c.get("execution_count")]
+    where = f"cell {ran[-1]}" if ran else "start"
+    evalue = str(getattr(exc, "evalue", "") or "").strip()
+    return f"{where}: {getattr(exc, 'ename', type(exc).__name__)}: {evalue}".rstrip(": ")
 
 
 def demo(output: Path, notebook: Path | None = None) -> int:
@@ -121,9 +126,9 @@ def demo(output: Path, notebook: Path | None = None) -> int:
 
 def sandbox(port: int) -> int:
     """Serve the sandbox in the foreground (the sandbox's own entry point)."""
-    from .sandbox import main as sandbox_main
+    from .sandbox.__main__ import main as sandbox_main
 
-    return sandbox_main(["--port", str(port)]) or 0
+    return sandbox_main(["--port", str(port)])
 
 
 def _parser() -> argparse.ArgumentParser:

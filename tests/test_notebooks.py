@@ -1,0 +1,108 @@
+"""Every notebook in notebooks/ runs top to bottom with a real kernel against the sandbox.
+
+The notebooks start their own sandbox (``%massive_login --sandbox``); the kernel gets
+a temporary session cache and working directory. Committed notebooks carry no outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from massive_magic import sandbox
+from massive_magic.cli import NOTEBOOKS, run_notebook
+from massive_magic.settings import ENV_CACHE_DIR, ENV_EMAIL, ENV_PASSWORD, ENV_URL
+
+pytestmark = pytest.mark.slow
+
+ALL_NOTEBOOKS = sorted(NOTEBOOKS.glob("*.ipynb"))
+
+
+def kernel_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MASSIVE_")}
+    env[ENV_CACHE_DIR] = str(tmp_path / "cache")
+    env["IPYTHONDIR"] = str(tmp_path / "ipython")
+    env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    return env
+
+
+def outputs_text(nb: Any) -> str:
+    return json.dumps([c.get("outputs", []) for c in nb.cells])
+
+
+def test_there_is_a_quickstart() -> None:
+    assert NOTEBOOKS / "quickstart.ipynb" in ALL_NOTEBOOKS
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_without_outputs(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, cell.source[:40]
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_against_the_sandbox(path: Path, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    run = run_notebook(path, tmp_path / path.name, cwd=work, env=kernel_env(tmp_path))
+    assert run.ok, run.error
+    assert run.executed == run.code_cells > 0
+    nb = nbformat.read(run.output, as_version=4)
+    assert "error" not in {o.output_type for c in nb.cells for o in c.get("outputs", [])}
+
+
+def test_quickstart_outputs(tmp_path: Path) -> None:
+    """The tour shows what it promises: login line, typed table, summary, chart, dashboard."""
+    source = NOTEBOOKS / "quickstart.ipynb"
+    run = run_notebook(source, tmp_path / "q.ipynb", cwd=tmp_path, env=kernel_env(tmp_path))
+    assert run.ok, run.error
+    nb = nbformat.read(run.output, as_version=4)
+    text = outputs_text(nb)
+    assert "Logged in to http://127.0.0.1:" in text and "session valid until" in text
+    assert "daily: 14,640 rows x 7 columns from " in text
+    assert "europe: " in text
+    assert any("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])), (
+        "no chart"
+    )
+    assert "Logged out of http://127.0.0.1:" in text
+    # dates are dates in the typed table
+    assert "datetime64" in text or "date" in text
+
+
+@pytest.fixture(scope="module")
+def srv() -> Iterator[Any]:
+    with sandbox.start(port=0) as server:
+        yield server
+
+
+def test_kernel_without_stdin_asks_for_the_env_var(srv: Any, tmp_path: Path) -> None:
+    """nbclient has no stdin: getpass raises, and the cell fails naming the variable."""
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("%load_ext massive_magic"),
+            nbformat.v4.new_code_cell(f"%massive_login --url {srv.url} --user {srv.username}"),
+            nbformat.v4.new_code_cell("after = 1"),
+        ]
+    )
+    source = tmp_path / "login.ipynb"
+    nbformat.write(nb, source)
+    env = kernel_env(tmp_path)
+    for name in (ENV_URL, ENV_EMAIL, ENV_PASSWORD):
+        env.pop(name, None)
+    srv.reset_log()
+    run = run_notebook(source, tmp_path / "login.out.ipynb", cwd=tmp_path, env=env)
+    assert not run.ok
+    assert run.error is not None and run.error.startswith("cell 2: UsageError: ")
+    assert ENV_PASSWORD in run.error
+    done = nbformat.read(run.output, as_version=4)
+    assert done.cells[2].execution_count is None  # Run All stopped at the failing cell
+    assert srv.count("POST", "/api/session") == 0
