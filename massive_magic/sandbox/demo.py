@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -84,13 +86,26 @@ YEAR_START = dt.date(2024, 1, 1)
 _DAY0 = (YEAR_START - dt.date(1970, 1, 1)).days
 
 
+def _once(build: Callable[[], Table]) -> Callable[[], Table]:
+    """Build a table on first use, once per process even when requests race for it."""
+    lock = threading.Lock()
+    cached = functools.cache(build)
+
+    @functools.wraps(build)
+    def get() -> Table:
+        with lock:
+            return cached()
+
+    return get
+
+
 def _objects(values: list[Any] | np.ndarray) -> np.ndarray:
     arr = np.empty(len(values), dtype=object)
     arr[:] = list(values) if not isinstance(values, np.ndarray) else values
     return arr
 
 
-@functools.cache
+@_once
 def daily_earnings() -> Table:
     """366 days x 5 app/platforms x 8 countries of earnings, sorted by day."""
     rng = np.random.default_rng(484)
@@ -181,7 +196,7 @@ def _run_broken(values: dict[str, Any], ctx: RunContext) -> Table:
     )
 
 
-@functools.cache
+@functools.lru_cache(maxsize=16)
 def _sequence_labels(n: int) -> np.ndarray:
     return _objects([f"row {i}" for i in range(1, n + 1)])
 
@@ -205,7 +220,7 @@ def _run_sequence(values: dict[str, Any], ctx: RunContext) -> Table:
     )
 
 
-@functools.cache
+@_once
 def large_table() -> Table:
     """1,000,000 device sessions with eight mixed-type columns, built once per process."""
     n = LARGE_ROWS
@@ -288,7 +303,7 @@ ALL_TYPES_TEXT = (
 )
 
 
-@functools.cache
+@_once
 def all_types_table() -> Table:
     """Every type family Metabase sends, with a null in every column (last row)."""
     rows = 10

@@ -292,8 +292,11 @@ class Sandbox:
         self.accounts.reset_throttles()
         self.accounts.max_session_age = 14 * 24 * 3600.0
         self.report_timezone = "Europe/Berlin"
-        for cid in [c for c in self.cards if c >= 900]:
-            del self.cards[cid]
+        # restore the demo catalogue in place (tests hold references to these dicts)
+        self.cards.clear()
+        self.cards.update(demo.build_cards())
+        self.dashboards.clear()
+        self.dashboards.update(demo.build_dashboards())
         self._next_card_id = 900
         demo_users = {demo.DEMO_USERNAME, demo.ADMIN_USERNAME}
         for email in [e for e in self.accounts.users if e not in demo_users]:

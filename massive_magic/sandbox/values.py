@@ -276,12 +276,31 @@ def _offset_strings(offsets: np.ndarray) -> list[str]:
     return [names[i] for i in inverse.tolist()]
 
 
-def _iso_seconds(seconds: np.ndarray) -> np.ndarray:
-    return np.datetime_as_string(seconds.astype("datetime64[s]"), unit="s")
+_TIMES_OF_DAY: list[np.ndarray] = []
 
 
-def _iso_days(days: np.ndarray) -> np.ndarray:
-    return np.datetime_as_string(days.astype("datetime64[D]"), unit="D")
+def _times_of_day() -> np.ndarray:
+    """``"HH:MM:SS"`` for every second of a day, built once (a lookup beats formatting)."""
+    if not _TIMES_OF_DAY:
+        secs = np.arange(86400)
+        _TIMES_OF_DAY.append(np.array(_hms(secs), dtype=object))
+    return _TIMES_OF_DAY[0]
+
+
+def _iso_days(days: np.ndarray) -> list[str]:
+    """``YYYY-MM-DD`` per value; formats each distinct day once (batches repeat days)."""
+    if len(days) == 0:
+        return []
+    uniq, inverse = np.unique(days, return_inverse=True)
+    names = np.datetime_as_string(uniq.astype("datetime64[D]"), unit="D").astype(object)
+    return names[inverse].tolist()
+
+
+def _iso_seconds(seconds: np.ndarray) -> list[str]:
+    """``YYYY-MM-DDTHH:MM:SS`` per value, from the day and time-of-day lookups."""
+    days = _iso_days(seconds // 86400)
+    times = _times_of_day()[seconds % 86400].tolist()
+    return [f"{d}T{t}" for d, t in zip(days, times, strict=False)]
 
 
 def _hms(seconds: np.ndarray) -> list[str]:
@@ -337,11 +356,11 @@ def format_values(col: Column, style: str, tz: Zone, *, js_int_to_string: bool =
 def _format_dates(days: np.ndarray, style: str, tz: Zone) -> list[str]:
     iso = _iso_days(days)
     if style == STYLE_EXPORT:
-        return iso.tolist()
+        return iso
     if style == STYLE_FORMATTED:
-        return [_ui_date(s) for s in iso.tolist()]
+        return [_ui_date(s) for s in iso]
     offsets = _offset_strings(tz.offsets(days * 86400, local=True))
-    return [f"{d}T00:00:00{o}" for d, o in zip(iso.tolist(), offsets, strict=False)]
+    return [f"{d}T00:00:00{o}" for d, o in zip(iso, offsets, strict=False)]
 
 
 def _format_datetimes(seconds: np.ndarray, style: str, tz: Zone, *, aware: bool) -> list[str]:
@@ -351,7 +370,7 @@ def _format_datetimes(seconds: np.ndarray, style: str, tz: Zone, *, aware: bool)
     else:
         wall = seconds
         offsets = tz.offsets(seconds, local=True)
-    iso = _iso_seconds(wall).tolist()
+    iso = _iso_seconds(wall)
     if style == STYLE_FORMATTED:
         return [_ui_datetime(s) for s in iso]
     if style == STYLE_EXPORT and not aware:
