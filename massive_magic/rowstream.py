@@ -1,0 +1,331 @@
+"""Incremental parser for Metabase's ``api`` export body.
+
+``POST /api/card/:id/query/api`` answers the whole result in one JSON document
+that begins ``{"data":{"rows":[`` and then streams the rows, followed by
+``"cols"`` and the other keys. A million-row answer is ~100 MB; parsing it whole
+keeps the body *and* a million Python lists in memory at once. ``ApiRowStream``
+instead parses it batch by batch from the byte chunks as they arrive:
+
+* keep a buffer; find the last row separator ``],[`` in it (whitespace allowed);
+* ``orjson.loads(b"[" + buf[:sep+1] + b"]")``: a separator inside a string or a
+  nested array leaves an unterminated string or unbalanced brackets, so that
+  prefix is invalid JSON and we back off to the previous separator; a prefix
+  that parses ends exactly at a row boundary, because JSON parsing is
+  deterministic left to right;
+* at the end, ``{"data":{"rows":[`` + the remainder is a complete document that
+  holds the last rows and the tail (``cols``, ``status``, ...).
+
+A body that does not start with the rows (an error document
+``{"status":"failed",...}``, another key order) is parsed whole. Invalid JSON or
+a body that ends early raises ``ResponseError`` -- never a silently shorter
+result (Metabase writes half a document when a query fails mid-stream, #60295).
+
+orjson turns integers beyond the 64-bit range into floats without a word, so a
+batch whose text holds a number literal of 19 or more digits is checked and, if
+any such literal falls outside what orjson keeps exact, parsed with the stdlib
+``json`` module instead (exact Python ints).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+
+from massive_magic.errors import ResponseError
+
+__all__ = ["ApiRowStream"]
+
+_WS = b" \t\r\n"
+# The tokens an ``api`` body starts with, whitespace allowed between them.
+_PREFIX_TOKENS = (b"{", b'"data"', b":", b"{", b'"rows"', b":", b"[")
+# A row boundary: the ``]`` closing a row, a comma, the ``[`` opening the next.
+_SEPARATOR = re.compile(rb"\][ \t\r\n]*,[ \t\r\n]*\[")
+# Backing off further than this means rows full of nested arrays or strings that
+# look like separators; the exact (slower) row-by-row scan takes over then.
+_MAX_ATTEMPTS = 4
+# Integers orjson parses exactly: [-2**63, 2**64 - 1]. Anything longer than 18
+# digits is checked against that range.
+_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_LONG_RUN = b"0" * 19
+_LONG_NUMBER = re.compile(rb"(?:^|[\[,:])[ \t\r\n]*(-?[0-9]{19,})(?![0-9.eE])")
+_ORJSON_MIN, _ORJSON_MAX = -(2**63), 2**64 - 1
+
+_BROKEN = (
+    "The answer ended early or was not valid JSON. Metabase does this when a query "
+    "fails mid-stream; run it again or check the card in Metabase."
+)
+
+
+class _Invalid(Exception):
+    """A candidate slice is not valid JSON (internal: try another cut)."""
+
+
+def _has_inexact_integer(text: bytes) -> bool:
+    """True when ``text`` may hold an integer literal orjson would turn into a float.
+
+    A cheap scan (digits mapped to ``0``, then a search for 19 zeros) rules out
+    almost every batch; only a hit runs the exact regex and range check.
+    """
+    if text.translate(_DIGITS).find(_LONG_RUN) < 0:
+        return False
+    for match in _LONG_NUMBER.finditer(text):
+        value = int(match.group(1))
+        if not _ORJSON_MIN <= value <= _ORJSON_MAX:
+            return True
+    return False
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while orjson builds a batch of lists.
+
+    The rows are acyclic, but every 700 new lists trigger a collection that
+    walks them all again: with the GC on, parsing takes about twice as long.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _loads(text: bytes) -> Any:
+    """Parse JSON exactly: orjson, or the stdlib where orjson would lose digits.
+
+    Raises ``_Invalid`` when the text is not a JSON document.
+    """
+    if _has_inexact_integer(text):
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise _Invalid(str(exc)) from exc
+    try:
+        with _gc_paused():
+            return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        if "number" not in exc.msg and "surrogate" not in exc.msg:
+            raise _Invalid(exc.msg) from exc
+    # 1e400 and lone surrogates: orjson refuses, the stdlib takes them.
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise _Invalid(str(exc)) from exc
+
+
+def _skip_ws(buf: bytes, i: int) -> int:
+    n = len(buf)
+    while i < n and buf[i] in _WS:
+        i += 1
+    return i
+
+
+def _match_prefix(buf: bytes) -> int | bool | None:
+    """Index just after the rows' ``[``; ``None`` = need more bytes; ``False`` = other doc."""
+    i = 0
+    for token in _PREFIX_TOKENS:
+        i = _skip_ws(buf, i)
+        available = buf[i : i + len(token)]
+        if available != token[: len(available)]:
+            return False
+        if len(available) < len(token):
+            return None
+        i += len(token)
+    return i
+
+
+class ApiRowStream:
+    """Row batches parsed incrementally from an ``api`` export body.
+
+    ``chunks`` is any iterable of ``bytes`` (``response.iter_content(1 << 20)``).
+    Iterating yields ``list[list]`` batches of roughly ``batch_bytes`` of JSON
+    each; after the iteration ends, ``tail`` is the rest of the document as a
+    dict (``data.cols``, ``data.results_timezone``, ``status``, ``row_count``...,
+    with ``data.rows`` removed) and ``row_count`` the number of rows yielded.
+    The iteration raises ``ResponseError`` for invalid or truncated JSON, after
+    possibly yielding some batches: a consumer must not use a partial result.
+    """
+
+    def __init__(self, chunks: Iterable[bytes], *, batch_bytes: int = 8 << 20) -> None:
+        self._chunks = iter(chunks)
+        self._batch_bytes = max(1, batch_bytes)
+        self.tail: dict[str, Any] | None = None
+        self.row_count = 0
+        self._consumed = False
+
+    def __repr__(self) -> str:
+        state = "done" if self.tail is not None else "pending"
+        return f"<ApiRowStream {state} rows={self.row_count}>"
+
+    def __iter__(self) -> Iterator[list[list[Any]]]:
+        if self._consumed:
+            return
+        self._consumed = True
+        for batch in self._batches():
+            if batch:
+                self.row_count += len(batch)
+                yield batch
+
+    # -- the two modes ------------------------------------------------------
+
+    def _batches(self) -> Iterator[list[list[Any]]]:
+        head = b""
+        for chunk in self._chunks:
+            if not chunk:
+                continue
+            head += bytes(chunk)
+            start = _match_prefix(head)
+            if start is None:
+                continue
+            if start is False:
+                yield from self._whole(head)
+            else:
+                yield from self._rows(head[start:])
+            return
+        yield from self._whole(head)
+
+    def _whole(self, head: bytes) -> Iterator[list[list[Any]]]:
+        """Not an ``api`` body (or too short to tell): parse it in one piece."""
+        parts = [head]
+        parts.extend(bytes(chunk) for chunk in self._chunks)
+        body = b"".join(parts)
+        del parts
+        try:
+            doc = _loads(body)
+        except _Invalid as exc:
+            raise ResponseError(_BROKEN) from exc
+        if not isinstance(doc, dict):
+            raise ResponseError(
+                "The answer is not a Metabase query result (expected a JSON object); "
+                "check the card in Metabase."
+            )
+        rows = self._take_rows(doc)
+        self.tail = doc
+        if rows:
+            yield rows
+
+    def _rows(self, rest: bytes) -> Iterator[list[list[Any]]]:
+        """The rows come first: parse them in batches as the bytes arrive."""
+        pending: list[bytes] = [rest]
+        size = len(rest)
+        for chunk in self._chunks:
+            if not chunk:
+                continue
+            pending.append(bytes(chunk))
+            size += len(chunk)
+            if size < self._batch_bytes:
+                continue
+            buf = b"".join(pending)
+            rows, buf = self._cut(buf)
+            pending = [buf]
+            size = len(buf)
+            if rows:
+                yield rows
+        # The stream ended: the remainder + the consumed prefix is the whole rest.
+        buf = b"".join(pending)
+        del pending
+        try:
+            doc = _loads(b'{"data":{"rows":[' + buf)
+        except _Invalid as exc:
+            raise ResponseError(_BROKEN) from exc
+        rows = self._take_rows(doc)
+        self.tail = doc
+        if rows:
+            yield rows
+
+    # -- helpers -----------------------------------------------------------------
+
+    @staticmethod
+    def _take_rows(doc: dict[str, Any]) -> list[list[Any]]:
+        data = doc.get("data")
+        if not isinstance(data, dict):
+            return []
+        rows = data.pop("rows", None)
+        if rows is None:
+            return []
+        if not isinstance(rows, list) or not set(map(type, rows)) <= {list}:
+            raise ResponseError(
+                "The answer's data.rows is not a list of rows; check the card in Metabase."
+            )
+        return rows
+
+    def _cut(self, buf: bytes) -> tuple[list[list[Any]], bytes]:
+        """Parse the complete rows at the start of ``buf``; return them and the remainder.
+
+        ``buf`` starts at a row's ``[`` (after optional whitespace); so does the
+        remainder, unless nothing could be cut.
+        """
+        first = _skip_ws(buf, 0)
+        if first >= len(buf) or buf[first] != 0x5B:  # "[": not a row (end of rows?)
+            return [], buf
+        end = len(buf)
+        window = 1 << 16
+        attempts = 0
+        while attempts < _MAX_ATTEMPTS and end > first:
+            lo = max(first, end - window)
+            matches = [
+                (m.start(), m.end() - 1)
+                for m in _SEPARATOR.finditer(buf, lo, end + 64)
+                if m.start() < end
+            ]
+            if not matches:
+                if lo == first:
+                    break
+                window *= 4
+                continue
+            for close, next_row in reversed(matches):
+                attempts += 1
+                try:
+                    rows = _loads(b"[" + buf[first : close + 1] + b"]")
+                except _Invalid:
+                    if attempts >= _MAX_ATTEMPTS:
+                        break
+                    continue
+                return rows, buf[next_row:]
+            end = matches[0][0]
+        return self._scan(buf, first)
+
+    @staticmethod
+    def _scan(buf: bytes, first: int) -> tuple[list[list[Any]], bytes]:
+        """Exact but slower: decode the rows one by one with the stdlib scanner.
+
+        Used when several candidate cuts in a row failed (rows full of nested
+        arrays or of strings that contain ``],[``), so memory stays bounded.
+        """
+        decoder = json.JSONDecoder()
+        # surrogateescape round-trips a multi-byte character cut at the end.
+        text = buf[first:].decode("utf-8", errors="surrogateescape")
+        rows: list[list[Any]] = []
+        i = 0
+        resume = 0
+        n = len(text)
+        while i < n:
+            try:
+                row, j = decoder.raw_decode(text, i)
+            except (ValueError, RecursionError):
+                break
+            if not isinstance(row, list):
+                break
+            k = j
+            while k < n and text[k] in " \t\r\n":
+                k += 1
+            if k >= n or text[k] != ",":
+                break  # the end of the rows, or of the bytes so far
+            k += 1
+            while k < n and text[k] in " \t\r\n":
+                k += 1
+            if k >= n or text[k] != "[":
+                break
+            rows.append(row)
+            resume = k
+            i = k
+        if not rows:
+            return [], buf
+        return rows, text[resume:].encode("utf-8", errors="surrogateescape")

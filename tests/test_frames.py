@@ -1,0 +1,420 @@
+"""frames: one type table, exact values, real dtypes, never a silent coercion."""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from massive_magic.errors import MassiveWarning, QueryFailed, ResponseError, UnknownTypeWarning
+from massive_magic.frames import TYPE_TABLE, FrameBuilder, frame_from_csv, frame_from_result
+
+UTC = dt.timezone.utc
+NY = "America/New_York"
+
+
+def col(name: str, base: str, effective: str | None = None, display: str | None = None) -> dict:
+    c = {"name": name, "display_name": display or name.title(), "base_type": base}
+    if effective is not None:
+        c["effective_type"] = effective
+    return c
+
+
+def one_column(kind: str, values: list[Any], tz: str | None = None) -> pd.Series:
+    data = {"cols": [col("x", kind)], "rows": [[v] for v in values], "results_timezone": tz}
+    return frame_from_result(data)["x"]
+
+
+def ts(text: str, tz: str | None = None) -> pd.Timestamp:
+    stamp = pd.Timestamp(text) if tz is None else pd.Timestamp(text, tz=tz)
+    return stamp.as_unit("us")
+
+
+# (type, values in, dtype out, values out) -- the last value is always null.
+CASES: list[tuple[str, list[Any], str, list[Any]]] = [
+    ("type/Integer", [1, -2, 0, None], "Int64", [1, -2, 0, pd.NA]),
+    (
+        "type/BigInteger",
+        [9007199254740993, 9223372036854775807, -9223372036854775808, None],
+        "Int64",
+        [9007199254740993, 9223372036854775807, -9223372036854775808, pd.NA],
+    ),
+    (
+        "type/BigInteger",  # /query sends integers beyond 2^53 as strings
+        ["9007199254740993", "9223372036854775807", "-9223372036854775808", 5, None],
+        "Int64",
+        [9007199254740993, 9223372036854775807, -9223372036854775808, 5, pd.NA],
+    ),
+    ("type/Integer", [1.0, 2, None], "Int64", [1, 2, pd.NA]),
+    ("type/Float", [1.5, 2, -0.25, None], "float64", [1.5, 2.0, -0.25, np.nan]),
+    ("type/Decimal", ["1234.50", 3, "1e3", None], "float64", [1234.5, 3.0, 1000.0, np.nan]),
+    ("type/Decimal", [9007199254740993, 0.5, None], "float64", [9007199254740992.0, 0.5, np.nan]),
+    ("type/Currency", [1.25, None], "float64", [1.25, np.nan]),
+    ("type/Boolean", [True, False, None], "boolean", [True, False, pd.NA]),
+    (
+        "type/Text",
+        ["a,b", 'q"uote', "line\nbreak", "ünï ✓", "null", "", "],[", None],
+        "string",
+        ["a,b", 'q"uote', "line\nbreak", "ünï ✓", "null", "", "],[", pd.NA],
+    ),
+    (
+        "type/UUID",
+        ["3f0b2c1e-8d4a-4b6f-9e21-7c5a0d9e1f42", None],
+        "string",
+        ["3f0b2c1e-8d4a-4b6f-9e21-7c5a0d9e1f42", pd.NA],
+    ),
+    ("type/PostgresEnum", ["red", None], "string", ["red", pd.NA]),
+    ("type/IPAddress", ["10.0.0.1", None], "string", ["10.0.0.1", pd.NA]),
+    (
+        "type/Date",
+        [
+            "2024-01-15T00:00:00-05:00",
+            "2024-01-15T00:00:00+14:00",
+            "2024-01-15T00:00:00Z",
+            "2024-12-31",
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T00:00:00Z",
+            None,
+        ],
+        "datetime64[us]",
+        [
+            ts("2024-01-15"),
+            ts("2024-01-15"),
+            ts("2024-01-15"),
+            ts("2024-12-31"),
+            pd.Timestamp(np.datetime64("0001-01-01", "us")),
+            pd.Timestamp(np.datetime64("9999-12-31", "us")),
+            pd.NaT,
+        ],
+    ),
+    (
+        "type/Time",
+        ["10:30:00Z", "23:59:59.123456+02:00", "00:00:00", None],
+        "time64[us][pyarrow]",
+        [dt.time(10, 30), dt.time(23, 59, 59, 123456), dt.time(0, 0), None],
+    ),
+    (
+        "type/TimeWithTZ",
+        ["10:30:00+02:00", "10:30:00Z", "10:30:00.5-05:30", None],
+        "object",
+        [
+            dt.time(10, 30, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+            dt.time(10, 30, tzinfo=UTC),
+            dt.time(10, 30, 0, 500000, tzinfo=dt.timezone(-dt.timedelta(hours=5, minutes=30))),
+            None,
+        ],
+    ),
+    ("type/JSON", ['{"a": 1}', {"a": [1, 2]}, [1, "x"], None], "object", None),
+    ("type/Array", [[1, 2], [], None], "object", None),
+    ("type/Dictionary", [{"k": None}, None], "object", None),
+    ("type/SerializedJSON", ['{"a":1}', None], "object", None),
+    ("type/*", [None, None], "object", None),
+]
+
+
+@pytest.mark.parametrize(("kind", "values", "dtype", "expected"), CASES)
+def test_type_table(kind: str, values: list[Any], dtype: str, expected: list[Any] | None) -> None:
+    series = one_column(kind, values)
+    assert str(series.dtype) == dtype
+    assert series.isna().tolist() == [v is None for v in values]  # nulls stay null, only nulls
+    if expected is None:  # object columns: values unchanged, the very same objects
+        assert series.tolist() == values
+        return
+    for got, want in zip(series.tolist(), expected, strict=True):
+        if want is None or want is pd.NA or want is pd.NaT or want is np.nan:
+            assert pd.isna(got)
+        else:
+            assert got == want
+            assert type(got) is type(want) or isinstance(want, (int, float))
+    if dtype == "object" and kind.startswith("type/Time"):
+        assert [v.utcoffset() for v in series if v is not None] == [
+            e.utcoffset() for e in expected if e is not None
+        ]
+
+
+def test_string_dtype_is_pyarrow_backed() -> None:
+    series = one_column("type/Text", ["a", None])
+    assert series.dtype == pd.StringDtype("pyarrow")
+    assert isinstance(series.array, pd.arrays.ArrowStringArray)
+
+
+def test_type_table_covers_every_family() -> None:
+    families = (
+        "type/Integer type/BigInteger type/Float type/Decimal type/Text type/UUID type/TextLike "
+        "type/Boolean type/Date type/Time type/TimeWithTZ type/DateTime type/DateTimeWithTZ "
+        "type/DateTimeWithLocalTZ type/DateTimeWithZoneOffset type/DateTimeWithZoneID "
+        "type/Instant type/JSON type/Collection type/Array type/Dictionary type/XML "
+        "type/SerializedJSON"
+    )
+    assert set(families.split()) <= set(TYPE_TABLE)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "type/DateTime",
+        "type/DateTimeWithTZ",
+        "type/DateTimeWithLocalTZ",
+        "type/DateTimeWithZoneOffset",
+        "type/DateTimeWithZoneID",
+        "type/Instant",
+    ],
+)
+def test_datetimes_are_tz_aware_in_the_results_timezone(kind: str) -> None:
+    values = ["2024-01-15T05:30:00-05:00", "2024-07-01T12:00:00.123456-04:00", None]
+    series = one_column(kind, values, tz=NY)
+    assert str(series.dtype) == "datetime64[us, America/New_York]"
+    assert series[0] == ts("2024-01-15T10:30:00Z")
+    assert series[0].hour == 5 and series[1].hour == 12
+    assert series[1].microsecond == 123456
+    assert pd.isna(series[2])
+
+
+def test_datetimes_without_results_timezone_are_utc() -> None:
+    series = one_column("type/DateTimeWithTZ", ["2024-01-15T05:30:00+02:00", None])
+    assert str(series.dtype) == "datetime64[us, UTC]"
+    assert series[0] == ts("2024-01-15T03:30:00Z")
+
+
+def test_naive_datetimes_stay_naive() -> None:
+    values = ["2024-01-15T10:30:00", "2024-01-15", "2024-01-15 23:59:59.5", None]
+    series = one_column("type/DateTime", values, tz=NY)
+    assert str(series.dtype) == "datetime64[us]"
+    assert series.tolist()[:3] == [
+        ts("2024-01-15 10:30"),
+        ts("2024-01-15"),
+        ts("2024-01-15 23:59:59.5"),
+    ]
+
+
+def test_odd_iso_forms_go_through_pandas() -> None:
+    values = ["2024-01-15T10:30:00.123456789Z", "2024-01-15T10:30:00+0530", None]
+    series = one_column("type/DateTime", values, tz="UTC")
+    assert series.tolist()[:2] == [ts("2024-01-15T10:30:00.123456Z"), ts("2024-01-15T05:00Z")]
+
+
+def test_mixed_offsets_and_none_use_the_results_timezone() -> None:
+    values = ["2024-01-15T10:30:00-05:00", "2024-01-15T10:30:00", None]
+    series = one_column("type/DateTime", values, tz=NY)
+    assert series.tolist()[:2] == [ts("2024-01-15T15:30Z"), ts("2024-01-15T15:30Z")]
+    with pytest.raises(ResponseError, match="'x'"):
+        one_column("type/DateTime", values)
+
+
+def test_zero_rows_keep_columns_and_dtypes() -> None:
+    cols = [col(f"c{i}", kind) for i, (kind, *_) in enumerate(CASES)]
+    frame = frame_from_result({"cols": cols, "rows": [], "results_timezone": NY})
+    assert list(frame.columns) == [c["name"] for c in cols]
+    assert len(frame) == 0
+    assert [str(d) for d in frame.dtypes] == [dtype for _, _, dtype, _ in CASES]
+    aware = frame_from_result({"cols": [col("t", "type/DateTime")], "rows": []})
+    assert str(aware.dtypes["t"]) == "datetime64[us]"
+
+
+def test_names_display_names_and_types() -> None:
+    cols = [
+        col("count", "type/Integer", display="Count"),
+        col("count_2", "type/Integer", display="Count"),
+        col("created", "type/Text", "type/DateTime", display="Created"),
+    ]
+    frame = frame_from_result(
+        {"cols": cols, "rows": [[1, 2, "2024-01-15T10:30:00Z"]], "results_timezone": "UTC"}
+    )
+    assert list(frame.columns) == ["count", "count_2", "created"]
+    assert frame.attrs["display_names"] == {
+        "count": "Count",
+        "count_2": "Count",
+        "created": "Created",
+    }
+    # effective_type wins over base_type: a text column coerced to a date-time.
+    assert frame.attrs["metabase_types"] == {
+        "count": "type/Integer",
+        "count_2": "type/Integer",
+        "created": "type/DateTime",
+    }
+    assert str(frame["created"].dtype) == "datetime64[us, UTC]"
+
+
+def test_integers_beyond_64_bits_stay_exact_with_a_warning() -> None:
+    values = [2**64, -(2**63) - 1, "123456789012345678901234567890", 1, None]
+    with pytest.warns(UnknownTypeWarning, match="'x'.*64-bit"):
+        series = one_column("type/BigInteger", values)
+    assert series.dtype == object
+    assert series.tolist() == [2**64, -(2**63) - 1, 123456789012345678901234567890, 1, None]
+
+
+def test_a_wide_batch_then_a_normal_one_is_one_object_column() -> None:
+    builder = FrameBuilder([col("x", "type/BigInteger")])
+    builder.add_rows([[1], [None]])
+    builder.add_rows([[2**70]])
+    with pytest.warns(UnknownTypeWarning):
+        frame = builder.build()
+    assert frame["x"].tolist() == [1, None, 2**70]
+
+
+@pytest.mark.parametrize(
+    ("kind", "bad"),
+    [
+        ("type/Integer", "abc"),
+        ("type/Integer", 1.5),
+        ("type/Integer", "1.5"),
+        ("type/Integer", True),
+        ("type/Integer", [1]),
+        ("type/Float", "abc"),
+        ("type/Float", True),
+        ("type/Boolean", "maybe"),
+        ("type/Boolean", 1),
+        ("type/Text", 12),
+        ("type/Text", {"a": 1}),
+        ("type/Date", "15/01/2024"),
+        ("type/Date", "2024-01-15garbage"),
+        ("type/Date", 20240115),
+        ("type/DateTime", "yesterday"),
+        ("type/Time", "half past ten"),
+    ],
+)
+def test_a_value_that_does_not_fit_raises_naming_column_and_value(kind: str, bad: Any) -> None:
+    with pytest.raises(ResponseError) as info:
+        one_column(kind, [None, bad], tz="UTC")
+    message = str(info.value)
+    assert "'x'" in message and kind in message
+    assert str(bad).strip("[]{}'\"").split(":")[0] in message
+
+
+def test_unknown_type_warns_once_and_keeps_values() -> None:
+    cols = [col("geo", "type/Geometry"), col("n", "type/Integer")]
+    with pytest.warns(UnknownTypeWarning, match="'geo'.*type/Geometry") as record:
+        builder = FrameBuilder(cols)
+        builder.add_rows([[{"lat": 1}, 1]])
+        builder.add_rows([["POINT(1 2)", 2]])
+        frame = builder.build()
+    assert len(record) == 1
+    assert frame["geo"].tolist() == [{"lat": 1}, "POINT(1 2)"]
+    assert str(frame["n"].dtype) == "Int64"
+
+
+def test_known_json_types_do_not_warn() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        one_column("type/JSON", ['{"a":1}'])
+
+
+def test_batches_equal_one_batch() -> None:
+    cols = [col("i", "type/Integer"), col("t", "type/Text"), col("d", "type/DateTimeWithTZ")]
+    rows = [
+        [i, f"r{i}", None if i % 3 else f"2024-01-{1 + i % 28:02d}T10:00:00Z"] for i in range(50)
+    ]
+    rows[:10] = [[None, None, None]] * 10  # a first batch of nothing but nulls
+    builder = FrameBuilder(cols, results_timezone=NY)
+    for start in range(0, 50, 10):
+        builder.add_rows(rows[start : start + 10])
+    builder.add_rows([])
+    assert builder.row_count == 50
+    whole = frame_from_result({"cols": cols, "rows": rows, "results_timezone": NY})
+    pd.testing.assert_frame_equal(builder.build(), whole)
+    assert str(whole["d"].dtype) == "datetime64[us, America/New_York]"
+
+
+def test_text_stays_in_chunks() -> None:
+    builder = FrameBuilder([col("t", "type/Text")])
+    builder.add_rows([["a"], ["b"]])
+    builder.add_rows([["c"]])
+    array = builder.build()["t"].array
+    assert isinstance(array, pd.arrays.ArrowStringArray)
+    assert array._pa_array.num_chunks == 2
+
+
+@pytest.mark.parametrize("rows", [[[1, 2, 3]], [[1]], [[1, 2], [1]], [{"a": 1}]])
+def test_rows_of_the_wrong_width_raise(rows: list[Any]) -> None:
+    with pytest.raises(ResponseError):
+        FrameBuilder([col("a", "type/Integer"), col("b", "type/Integer")]).add_rows(rows)
+
+
+def test_unknown_results_timezone_falls_back_to_utc_with_a_warning() -> None:
+    with pytest.warns(MassiveWarning, match="Mars/Olympus"):
+        series = one_column("type/DateTime", ["2024-01-15T10:30:00Z"], tz="Mars/Olympus")
+    assert str(series.dtype) == "datetime64[us, UTC]"
+
+
+# -- CSV fallback -------------------------------------------------------------------------
+
+CSV_COLS = [
+    col("id", "type/BigInteger", display="ID"),
+    col("amount", "type/Decimal", display="Amount"),
+    col("label", "type/Text", display="Label"),
+    col("paid", "type/Boolean", display="Label"),  # duplicate display name
+    col("day", "type/Date", display="Day"),
+    col("at", "type/DateTime", display="At"),
+    col("at_tz", "type/DateTimeWithLocalTZ", display="At TZ"),
+    col("clock", "type/Time", display="Clock"),
+    col("doc", "type/JSON", display="Doc"),
+]
+CSV_BODY = (
+    b"ID,Amount,Label,Label,Day,At,At TZ,Clock,Doc\r\n"
+    b'9223372036854775807,1234.5,"a, ""quoted""\nline",true,2024-01-15,2024-01-15T10:30:00,'
+    b'2024-01-15T10:30:00-05:00,10:30:00,"{""a"": 1}"\r\n'
+    b"-9223372036854775808,,null,false,2024-12-31,2024-01-15,2024-07-01T08:00:00-04:00,"
+    b"23:59:59.5,\r\n"
+    b",,,,,,,,\r\n"
+)
+
+
+def test_csv_gives_the_same_dtypes_as_json() -> None:
+    frame = frame_from_csv(CSV_COLS, CSV_BODY, results_timezone=NY)
+    json_frame = frame_from_result({"cols": CSV_COLS, "rows": [], "results_timezone": NY})
+    assert frame.dtypes.to_dict() == json_frame.dtypes.to_dict()
+    assert list(frame.columns) == [c["name"] for c in CSV_COLS]
+    assert frame.attrs["display_names"]["paid"] == "Label"
+    first, second = frame.iloc[0], frame.iloc[1]
+    assert first["id"] == 9223372036854775807 and second["id"] == -9223372036854775808
+    assert first["amount"] == 1234.5 and np.isnan(second["amount"])
+    assert first["label"] == 'a, "quoted"\nline'
+    assert second["label"] == "null"  # the word, not a null
+    assert first["paid"] is np.True_ or first["paid"] is True
+    assert first["day"] == ts("2024-01-15")
+    # CSV drops the offset of local date-times; the results timezone puts it back.
+    assert first["at"] == ts("2024-01-15T10:30:00", NY)
+    assert second["at"] == ts("2024-01-15T00:00:00", NY)
+    assert first["at_tz"] == ts("2024-01-15T15:30:00Z")
+    assert first["clock"] == dt.time(10, 30) and second["clock"] == dt.time(23, 59, 59, 500000)
+    assert first["doc"] == '{"a": 1}'
+    assert frame.iloc[2].isna().all()  # empty cells are null, text included
+
+
+def test_csv_header_only_and_empty() -> None:
+    header = b"ID,Amount,Label,Label,Day,At,At TZ,Clock,Doc\n"
+    for body in (header, b""):
+        frame = frame_from_csv(CSV_COLS, body, results_timezone=NY)
+        assert len(frame) == 0 and list(frame.columns) == [c["name"] for c in CSV_COLS]
+
+
+def test_csv_error_document_raises_query_failed() -> None:
+    body = b'{"status":"failed","error":"ERROR: boom","error_type":"invalid-query"}'
+    with pytest.raises(QueryFailed, match="boom") as info:
+        frame_from_csv(CSV_COLS, body)
+    assert info.value.error_type == "invalid-query"
+
+
+def test_csv_with_the_wrong_column_count_raises() -> None:
+    with pytest.raises(ResponseError, match="CSV"):
+        frame_from_csv(CSV_COLS[:2], b"ID,Amount\n1,2,3\n")
+
+
+def test_csv_bad_value_names_the_column() -> None:
+    with pytest.raises(ResponseError, match="'id'"):
+        frame_from_csv(CSV_COLS[:1], b"ID\nnot-a-number\n")
+
+
+def test_csv_big_integers_beyond_64_bits() -> None:
+    with pytest.warns(UnknownTypeWarning):
+        frame = frame_from_csv(CSV_COLS[:1], b"ID\n123456789012345678901234567890\n1\n")
+    assert frame["id"].tolist() == [123456789012345678901234567890, 1]
+
+
+def test_arrow_is_available_for_time_dtype() -> None:
+    assert one_column("type/Time", []).dtype == pd.ArrowDtype(pa.time64("us"))

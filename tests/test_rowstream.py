@@ -1,0 +1,208 @@
+"""ApiRowStream: every chunking of a body yields the same rows; broken bodies raise."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+import pytest
+
+from massive_magic.errors import ResponseError
+from massive_magic.rowstream import ApiRowStream
+
+COLS = [
+    {"name": "id", "display_name": "ID", "base_type": "type/BigInteger"},
+    {"name": "label", "display_name": "Label", "base_type": "type/Text"},
+    {"name": "tags", "display_name": "Tags", "base_type": "type/Array"},
+]
+# Strings holding the separators the parser looks for, nested arrays, unicode, escapes.
+ROWS: list[list[Any]] = [
+    [1, "plain", None],
+    [9007199254740993, "a],[b", [1, [2, 3]]],
+    [-9223372036854775808, "ends]]", [[1], [2]]],
+    [9223372036854775807, 'quote " and \\ and ],[ and ]],"cols"', []],
+    [None, "ünïcödé ✓ \u2028 \n newline", [["x", "],["]]],
+    [18446744073709551615, "", [{"k": "],["}]],
+    [7, "null", None],
+]
+
+
+def api_body(rows: list[list[Any]], *, indent: bool = False) -> bytes:
+    """Rows first, then cols and the rest, as Metabase's api export writes it."""
+    doc = {
+        "data": {"rows": rows, "cols": COLS, "results_timezone": "UTC", "format-rows?": False},
+        "status": "completed",
+        "row_count": len(rows),
+        "json_query": {"parameters": [[1, 2], [3, 4]], "x": "],["},
+    }
+    if indent:
+        return json.dumps(doc, indent=2, ensure_ascii=False).encode()
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def collect(chunks: Iterable[bytes], **kwargs: Any) -> tuple[list[list[Any]], ApiRowStream]:
+    stream = ApiRowStream(chunks, **kwargs)
+    rows = [row for batch in stream for row in batch]
+    return rows, stream
+
+
+def expected_tail(body: bytes) -> dict[str, Any]:
+    doc = json.loads(body)
+    del doc["data"]["rows"]
+    return doc
+
+
+BODY = api_body(ROWS)
+
+
+@pytest.mark.parametrize("split", range(len(BODY) + 1))
+def test_every_two_chunk_split_gives_the_same_rows(split: int) -> None:
+    rows, stream = collect([BODY[:split], BODY[split:]], batch_bytes=1)
+    assert rows == ROWS
+    assert stream.tail == expected_tail(BODY)
+    assert stream.row_count == len(ROWS)
+
+
+@pytest.mark.parametrize("batch_bytes", [1, 7, 64, 1 << 20])
+def test_one_byte_chunks(batch_bytes: int) -> None:
+    rows, stream = collect([BODY[i : i + 1] for i in range(len(BODY))], batch_bytes=batch_bytes)
+    assert rows == ROWS
+    assert stream.tail == expected_tail(BODY)
+
+
+def test_batches_come_before_the_end() -> None:
+    many = [[i, f"row {i} ],[", [i]] for i in range(5000)]
+    body = api_body(many)
+    stream = ApiRowStream((body[i : i + 4096] for i in range(0, len(body), 4096)), batch_bytes=8192)
+    sizes = [len(batch) for batch in stream]
+    assert sum(sizes) == 5000
+    assert len(sizes) > 10  # really incremental
+    assert stream.tail is not None and stream.tail["row_count"] == 5000
+
+
+def test_big_integers_are_exact() -> None:
+    """orjson turns integers beyond 64 bits into floats; those batches use the stdlib."""
+    huge = [[2**70, "a", None], [-(2**63) - 1, "b", None], [12345678901234567890123, "c", None]]
+    body = api_body(huge + ROWS)
+    for split in (0, 20, len(body) // 2):
+        rows, _ = collect([body[:split], body[split:]], batch_bytes=16)
+        assert rows == huge + ROWS
+        assert all(type(row[0]) is int for row in rows if row[0] is not None)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b' { "data" : { "rows" : [ [1, "a", null] , [2, "b", [1]] ] , "cols": [] }, '
+        b'"status": "x" }',
+        b'{\n  "data": {\n    "rows": [\n      [1, "a", null],\n      [2, "b", [1]]\n    ],\n'
+        b'    "cols": []\n  },\n  "status": "x"\n}\n',
+        b'{"status":"x","data":{"cols":[],"rows":[[1,"a",null],[2,"b",[1]]]}}',
+        b'{"data":{"cols":[],"rows":[[1,"a",null],[2,"b",[1]]]},"status":"x"}',
+    ],
+    ids=["spaces", "indented", "status-first", "cols-first"],
+)
+def test_whitespace_and_other_key_orders(body: bytes) -> None:
+    for split in range(len(body) + 1):
+        rows, stream = collect([body[:split], body[split:]], batch_bytes=1)
+        assert rows == [[1, "a", None], [2, "b", [1]]]
+        assert stream.tail == {"data": {"cols": []}, "status": "x"}
+
+
+def test_indented_big_document() -> None:
+    body = api_body(ROWS * 50, indent=True)
+    rows, stream = collect([body[i : i + 97] for i in range(0, len(body), 97)], batch_bytes=500)
+    assert rows == ROWS * 50
+    assert stream.tail == expected_tail(body)
+
+
+def test_zero_rows() -> None:
+    body = api_body([])
+    for split in range(len(body) + 1):
+        rows, stream = collect([body[:split], body[split:]], batch_bytes=1)
+        assert rows == []
+        assert stream.tail is not None and stream.tail["data"]["cols"] == COLS
+
+
+def test_error_document_is_the_tail() -> None:
+    error = {
+        "status": "failed",
+        "error": 'ERROR: relation "x" does not exist',
+        "error_type": "invalid-query",
+        "row_count": 0,
+        "data": {"rows": [], "cols": []},
+    }
+    body = orjson.dumps(error)
+    rows, stream = collect([body[:10], body[10:]])
+    assert rows == []
+    assert stream.tail == {**error, "data": {"cols": []}}
+
+
+def test_empty_chunks_are_ignored() -> None:
+    rows, _ = collect([b"", BODY[:5], b"", BODY[5:], b""], batch_bytes=1)
+    assert rows == ROWS
+
+
+@pytest.mark.parametrize("cut", sorted({*range(0, len(BODY) - 1, 3), len(BODY) - 1}))
+def test_truncated_body_raises_never_fewer_rows(cut: int) -> None:
+    stream = ApiRowStream([BODY[:cut]], batch_bytes=1)
+    with pytest.raises(ResponseError, match="ended early or was not valid JSON"):
+        for _ in stream:
+            pass
+    assert stream.tail is None
+
+
+def test_truncated_large_body_raises_after_some_batches() -> None:
+    body = api_body([[i, "x" * 20, None] for i in range(3000)])
+    half = body[: len(body) // 2]
+    stream = ApiRowStream([half[i : i + 500] for i in range(0, len(half), 500)], batch_bytes=1000)
+    seen = 0
+    with pytest.raises(ResponseError):
+        for batch in stream:
+            seen += len(batch)
+    assert 0 < seen < 3000
+    assert stream.tail is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"   ",
+        b"<html><body>502 Bad Gateway</body></html>",
+        b'{"data":{"rows":[[1,"a"],[2,"b"]]',
+        b'{"data":{"rows":[[1,"a"],[2,"b"]]}}trailing',
+        # Metabase #60295: an error appended to a half-written document.
+        b'{"data":{"rows":[[1,"a"],[2,"b"],{"status":"failed","error":"Error reducing rows"}',
+        b'{"data":{"rows":[[1,"a"],[2,"b"]],"cols":[]},"status":"completed"',
+        b'{"data":{"rows":[[1,"a"],[2,"b]],"cols":[]},"status":"completed"}',
+    ],
+)
+def test_invalid_bodies_raise(body: bytes) -> None:
+    with pytest.raises(ResponseError):
+        collect([body], batch_bytes=4)
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b'{"data":{"rows":[1, 2]}}'])
+def test_not_a_result_raises(body: bytes) -> None:
+    with pytest.raises(ResponseError):
+        collect([body])
+
+
+def test_rows_full_of_separators_use_the_exact_scan() -> None:
+    """Every candidate cut fails: the row-by-row fallback keeps memory bounded."""
+    nested = [[i, "],[" * 5, [[1], [2], [3], [4], [5], [6]]] for i in range(400)]
+    body = api_body(nested)
+    stream = ApiRowStream([body[i : i + 512] for i in range(0, len(body), 512)], batch_bytes=2048)
+    batches = list(stream)
+    assert [row for batch in batches for row in batch] == nested
+    assert len(batches) > 5
+
+
+def test_iterating_twice_yields_nothing_more() -> None:
+    stream = ApiRowStream([BODY])
+    assert sum(len(b) for b in stream) == len(ROWS)
+    assert list(stream) == []
+    assert "rows=7" in repr(stream)
