@@ -625,10 +625,29 @@ def test_exports_have_no_2000_cap(
         assert r.json()["row_count"] == 5000
 
 
+@pytest.mark.parametrize(("fmt", "limit"), [(None, 30), ("api", 40), ("csv", 50)])
+def test_row_limits_are_settings(
+    http: requests.Session, sandbox: Sandbox, fmt: str | None, limit: int
+) -> None:
+    assert (sandbox.query_row_limit, sandbox.export_row_limit) == (2000, 1_048_575)
+    sandbox.query_row_limit, sandbox.export_row_limit = 30, limit
+    r = query(http, sandbox, demo.SEQUENCE, fmt, json={"parameters": [seq_param(1000)]})
+    if fmt == "csv":
+        assert r.content.count(b"\n") == 1 + limit
+        return
+    body = r.json()
+    assert body["row_count"] == limit
+    assert body["data"].get("rows_truncated") == (30 if fmt is None else None)
+
+
 def test_export_row_limit(http: requests.Session, sandbox: Sandbox) -> None:
+    """The real 1,048,575 cap, once, on the cheapest path (numbers only, no text column)."""
     body = {"parameters": [seq_param(1_100_000)]}
-    r = query(http, sandbox, demo.SEQUENCE, "csv", json=body)
-    assert r.content.count(b"\n") == 1 + 1_048_575
+    r = query(http, sandbox, demo.SEQUENCE, "api", json=body, stream=True)
+    tail = b""
+    for chunk in r.iter_content(1 << 20):
+        tail = (tail + chunk)[-4096:]
+    assert b'"row_count":1048575,' in tail
 
 
 # --- parameters ----------------------------------------------------------------------------

@@ -101,6 +101,9 @@ class Sandbox:
         self.log: list[Request] = []
         self._log_lock = threading.Lock()
         self.report_timezone = "Europe/Berlin"
+        #: Metabase's ``unaggregated-query-row-limit`` (``/query``) and download row limit
+        self.query_row_limit = QUERY_ROW_LIMIT
+        self.export_row_limit = EXPORT_ROW_LIMIT
         self.cards: dict[int, Card] = demo.build_cards()
         self.dashboards: dict[int, Dashboard] = demo.build_dashboards()
         self._next_card_id = 900
@@ -292,6 +295,8 @@ class Sandbox:
         self.accounts.reset_throttles()
         self.accounts.max_session_age = 14 * 24 * 3600.0
         self.report_timezone = "Europe/Berlin"
+        self.query_row_limit = QUERY_ROW_LIMIT
+        self.export_row_limit = EXPORT_ROW_LIMIT
         # restore the demo catalogue in place (tests hold references to these dicts)
         self.cards.clear()
         self.cards.update(demo.build_cards())
@@ -892,7 +897,7 @@ class _Api:
         tz = zone(sb.report_timezone)
         started = time.perf_counter()
         started_at = _iso_now(sb.clock.now(), tz.tz)
-        limit = QUERY_ROW_LIMIT if fmt == "query" else EXPORT_ROW_LIMIT
+        limit = sb.query_row_limit if fmt == "query" else sb.export_row_limit
         format_rows = self._bool(form, "format_rows") if fmt in ("json", "csv") else False
         ignore_cache = self._bool(form, "ignore_cache") if fmt == "query" else True
         json_query = {
@@ -904,9 +909,7 @@ class _Api:
             "database": 2,
             "parameters": params,
             "constraints": (
-                {"max-results": 10000, "max-results-bare-rows": QUERY_ROW_LIMIT}
-                if fmt == "query"
-                else None
+                {"max-results": 10000, "max-results-bare-rows": limit} if fmt == "query" else None
             ),
             "middleware": {
                 "js-int-to-string?": fmt == "query",
@@ -938,8 +941,8 @@ class _Api:
                 "results_metadata": {"columns": cols},
                 "insights": None,
             }
-            if table.length == QUERY_ROW_LIMIT:
-                data["rows_truncated"] = QUERY_ROW_LIMIT
+            if table.length == limit:
+                data["rows_truncated"] = limit
             doc = {
                 "data": data,
                 "cached": None,
