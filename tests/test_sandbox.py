@@ -175,6 +175,49 @@ def test_successful_logins_are_not_counted_and_do_not_reset(sandbox: Sandbox) ->
     assert THROTTLED_WAIT.match(r.json()["errors"]["username"])
 
 
+def test_login_throttle_per_source_address(sandbox: Sandbox) -> None:
+    """50 failures from one address (any user names) lock that address, not others."""
+    proxy = {"X-Forwarded-For": "203.0.113.9, 10.0.0.7"}  # the last entry counts
+    for i in range(50):
+        r = requests.post(
+            url(sandbox, "/api/session"),
+            json={"username": f"guess{i}@partner.example", "password": "x"},
+            headers=proxy,
+            timeout=10,
+        )
+        assert r.json() == BAD_PASSWORD
+    creds = {"username": sandbox.username, "password": sandbox.password}
+    r = requests.post(url(sandbox, "/api/session"), json=creds, headers=proxy, timeout=10)
+    assert r.status_code == 401
+    assert THROTTLED_WAIT.match(r.json()["errors"]["username"])
+    other = {"X-Forwarded-For": "10.0.0.8"}
+    assert requests.post(url(sandbox, "/api/session"), json=creds, headers=other).ok
+
+
+def test_clock_helpers(sandbox: Sandbox) -> None:
+    before = time.time()
+    sandbox.clock.advance(3600)
+    assert sandbox.clock.now() >= before + 3600
+    sandbox.clock.freeze(1_700_000_000)
+    assert sandbox.clock.now() == 1_700_000_000
+    sandbox.clock.advance(5)
+    assert sandbox.clock.now() == 1_700_000_005
+    sandbox.clock.reset()
+    assert abs(sandbox.clock.now() - time.time()) < 5
+
+
+def test_start_stop_and_context_manager() -> None:
+    from massive_magic import sandbox as sandbox_module
+
+    with sandbox_module.start(port=0) as srv:
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", srv.url)
+        s = requests.Session()
+        assert s.get(srv.url + "/api/health", timeout=5).ok  # keeps the connection open
+    with pytest.raises(requests.exceptions.ConnectionError):
+        s.get(srv.url + "/api/health", timeout=5)
+    s.close()
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [
