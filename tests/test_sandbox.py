@@ -722,6 +722,14 @@ def test_parameters_from_body(
         assert body["row_count"] == 31 * 5 * 2  # default date range: January
 
 
+def test_chunked_request_body(http: requests.Session, sandbox: Sandbox) -> None:
+    body = json.dumps({"parameters": [seq_param(4)]}).encode()
+    r = query(http, sandbox, demo.SEQUENCE, data=iter([body[:10], body[10:]]))
+    assert sandbox.log[-1].header("Transfer-Encoding") == "chunked"
+    assert r.json()["row_count"] == 4
+    assert http.get(url(sandbox, "/api/health")).ok  # the connection is still in sync
+
+
 @pytest.mark.parametrize("fmt", [None, "api", "csv"])
 def test_parameters_in_query_string_are_ignored(
     http: requests.Session, sandbox: Sandbox, fmt: str | None

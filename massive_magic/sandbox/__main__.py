@@ -16,7 +16,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=3000, help="TCP port (0: any free port)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     args = parser.parse_args(argv)
-    srv = Sandbox(args.host, args.port)
+    try:
+        srv = Sandbox(args.host, args.port)
+    except OSError as exc:
+        print(f"Cannot listen on {args.host}:{args.port}: {exc.strerror}.", file=sys.stderr)
+        print("Pick another port with --port N (0 picks a free one).", file=sys.stderr)
+        return 2
     # The demo credentials are public fixtures of the sandbox, not secrets.
     print(f"Metabase sandbox at {srv.url}", flush=True)
     print(f"  username: {srv.username}", flush=True)

@@ -401,8 +401,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         sb = self.sandbox
         parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self._read_body()
         rec = Request(
             self.command,
             parts.path,
@@ -440,6 +439,21 @@ class _Handler(BaseHTTPRequestHandler):
             rec.fault = "cut"
         self._send(rec, response, cut)
 
+    def _read_body(self) -> bytes:
+        """The request body, sized by Content-Length or sent with chunked encoding."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            parts = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
     def _send(self, rec: Request, resp: Response, cut: bool) -> None:
         gz = "gzip" in (self.headers.get("Accept-Encoding") or "") and rec.fault != "fail"
         rec.status = resp.status
@@ -460,6 +474,10 @@ class _Handler(BaseHTTPRequestHandler):
         except _Cut:
             self.close_connection = True
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            self.close_connection = True
+        except Exception:
+            # A failure after the headers went out: like Metabase, the client sees a body
+            # that stops short (no terminating chunk); the connection is dropped.
             self.close_connection = True
 
     def _send_body(self, rec: Request, body: bytes, gz: bool, cut: bool) -> None:
