@@ -398,6 +398,8 @@ class MetabaseSession:
         username = self._require_username()
         with self._lock:
             if force:
+                self._check_may_login(self.store.load(self.settings.url, username), explicit=True)
+                self._password_for(username)
                 with self.store.lock(self.settings.url, username):
                     self._login_locked(self.store.load(self.settings.url, username), explicit=True)
             else:
@@ -520,9 +522,14 @@ class MetabaseSession:
                 if self._fresh(current.created_at, self._clock()):
                     return current.token
                 stale = current.token  # too old: renew it before use
-            adopted = self._adopt(self.store.load(base, username), stale)
+            entry = self.store.load(base, username)
+            adopted = self._adopt(entry, stale)
             if adopted is not None:
                 return adopted
+            # A login looks needed: refuse early, or ask for the password *before* taking
+            # the file lock, so other kernels never wait on someone typing.
+            self._check_may_login(entry, explicit=explicit)
+            self._password_for(username)
             with self.store.lock(base, username):
                 # Another process may have logged in while we waited for the file lock.
                 entry = self.store.load(base, username)
@@ -570,8 +577,8 @@ class MetabaseSession:
         self._password, self._prompted = password, True
         return password
 
-    def _login_locked(self, entry: TokenEntry | None, *, explicit: bool) -> str:
-        """``POST /api/session`` once; the caller holds the thread and file locks."""
+    def _check_may_login(self, entry: TokenEntry | None, *, explicit: bool) -> None:
+        """Raise instead of sending a login that is known to be useless or harmful."""
         username = self._require_username()
         base = self.settings.url
         now = self._clock()
@@ -590,6 +597,13 @@ class MetabaseSession:
                 f"is made automatically (ten failures lock the account). Check {ENV_PASSWORD} "
                 "and log in again."
             )
+
+    def _login_locked(self, entry: TokenEntry | None, *, explicit: bool) -> str:
+        """``POST /api/session`` once; the caller holds the thread and file locks."""
+        self._check_may_login(entry, explicit=explicit)  # another process may have been locked out
+        username = self._require_username()
+        base = self.settings.url
+        now = self._clock()
         password = self._password_for(username)
         log.debug("logging in to %s as %s", base, username)
         body = orjson.dumps({"username": username, "password": password})

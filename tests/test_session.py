@@ -618,6 +618,12 @@ def test_restarted_kernel_cannot_extend_the_lock(
             make_session(username=user, password="pw").login()
     assert logins(srv) == 0
 
+    def prompt(message: str) -> str:
+        raise AssertionError("nobody should be asked for a password that cannot be used")
+
+    with pytest.raises(LoginThrottled):
+        make_session(username=user, password=None, password_prompt=prompt).login()
+
 
 # -- passwords and user names ---------------------------------------------------------
 
