@@ -497,6 +497,26 @@ def test_a_session_renewed_by_another_process_is_picked_up(
     assert entry is not None and entry.session_id == token_of(first)
 
 
+def test_processes_meeting_an_expired_session_at_once_send_one_login(
+    srv: Any, make_session: SessionFactory, cache_dir: Path
+) -> None:
+    """Four kernels start together on a cache whose session the server dropped."""
+    make_session().login()
+    srv.expire_sessions()
+    srv.reset_log()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MASSIVE_")}
+    env[ENV_PASSWORD] = srv.password
+    args = [sys.executable, "-c", CHILD, srv.url, srv.username, str(cache_dir)]
+    children = [
+        subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+        for _ in range(4)
+    ]
+    outputs = [child.communicate(timeout=120) for child in children]
+    assert [child.returncode for child in children] == [0] * 4, outputs
+    assert [json.loads(out)["email"] for out, _ in outputs] == [srv.username] * 4
+    assert logins(srv) == 1
+
+
 # -- wrong credentials and throttling ---------------------------------------------------
 
 
