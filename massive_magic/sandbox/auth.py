@@ -9,6 +9,7 @@ kept one hour; once ``threshold`` failed attempts sit in the window every try is
 from __future__ import annotations
 
 import datetime as dt
+import math
 import threading
 import time
 import uuid
@@ -135,7 +136,8 @@ class Throttler:
         delay = over**1.5 * self.initial_delay
         left = max(attempts) + delay - now
         if left > 0:
-            return f"Too many attempts! You must wait {round(left)} seconds before trying again."
+            seconds = math.floor(left + 0.5)  # Clojure's math/round: halves go up
+            return f"Too many attempts! You must wait {seconds} seconds before trying again."
         return "Too many attempts! Please try again later."
 
     def add(self, key: str, now: float) -> None:

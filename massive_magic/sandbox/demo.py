@@ -5,7 +5,33 @@ cards report earnings, bandwidth and devices per app, platform and country.  Eve
 generated from seeded numpy generators on first use and cached; nothing large is stored in
 the repository.
 
-Card ids (``GET /api/card/:id``) and the dashboard id are constants of this module.
+Card ids (``GET /api/card/:id``) and the dashboard id are constants of this module:
+
+=====================  ====  =================================  ==========================
+constant               id    name                               parameters (slug: type)
+=====================  ====  =================================  ==========================
+``DAILY_EARNINGS``     484   Daily earnings by app (14,640 r.)  none
+``EARNINGS_FILTERED``  497   Earnings by country (filtered)     date: date/all-options
+                                                                (default 2024-01-01~2024-01-31),
+                                                                country: string/= (static
+                                                                list, multi), platform:
+                                                                category, min_earnings:
+                                                                number/=
+``ALL_TYPES``          501   All column types (11 rows)         none
+``BROKEN``             503   Payout reconciliation              none; fails (invalid-query)
+``RESTRICTED``         505   Internal: partner margins          403 for the demo user
+``LARGE``              507   Device sessions (1M rows)          none; 8 columns
+``SEQUENCE``           512   Sequence                           rows: number/= (required,
+                                                                default "10")
+``REQUIRED_PARAM``     515   Earnings for one app               app: category (required,
+                                                                no default)
+``OVERVIEW_DASHBOARD`` 12    Partner overview                   date (``DASH_DATE_PARAM``,
+                                                                default Q1 2024), country
+                                                                (``DASH_COUNTRY_PARAM``)
+=====================  ====  =================================  ==========================
+
+Dashcards of the overview: ``DASHCARD_FILTERED`` (101, filters mapped),
+``DASHCARD_DAILY`` (102), ``DASHCARD_BROKEN`` (103), ``DASHCARD_TEXT`` (104, text only).
 """
 
 from __future__ import annotations

@@ -161,6 +161,16 @@ class Sandbox:
 
     # -- settings --------------------------------------------------------------------------
     @property
+    def report_timezone(self) -> str:
+        """Metabase's report time zone: offsets of dates and datetimes in query results."""
+        return self._report_timezone
+
+    @report_timezone.setter
+    def report_timezone(self, name: str) -> None:
+        zone(name)  # raises ZoneInfoNotFoundError for an unknown name, here and not later
+        self._report_timezone = name
+
+    @property
     def max_session_age(self) -> float:
         """Seconds a session lives after login (Metabase ``MAX_SESSION_AGE``; default 14 d)."""
         return self.accounts.max_session_age
