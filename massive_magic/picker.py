@@ -31,6 +31,7 @@ import datetime as dt
 import html
 import json
 import math
+import re
 import sys
 import types
 from collections.abc import Callable, Mapping
@@ -242,6 +243,7 @@ class _Input:
         )
         self.row.add_class("massive-param")
         self.row.add_class(f"massive-param-{self.kind}")
+        self.row.add_class("massive-param--" + re.sub(r"[^A-Za-z0-9_-]", "-", self.name))
         self.observe(lambda _change: self._update_hint())
         self._update_hint()
 
@@ -474,7 +476,7 @@ class _MultiChoiceInput(_Input):
         initial = tuple(v for v in _listify(self.default) if v in known)
         return [
             widgets.SelectMultiple(
-                options=pairs, value=initial, rows=min(len(pairs), 5), layout={"width": "16em"}
+                options=pairs, value=initial, rows=min(len(pairs), 8), layout={"width": "16em"}
             )
         ]
 
@@ -655,14 +657,19 @@ class CardPicker(widgets.VBox):
         self.load_button.disabled = True
         self._set_status(f"Loading card {ident}…")
         self.output.outputs = ()
-        try:
-            with self.output:  # the client's progress bar renders here in a notebook
+        failure: Exception | None = None
+        # The client's progress bar renders in the output area. The try sits inside the
+        # `with`: an exception leaving an Output context in IPython is printed as a full
+        # traceback and swallowed.
+        with self.output:
+            try:
                 df = self.client.card(ident, params=params or None)
-        except Exception as exc:
-            self._show_error(exc)
-            raise
-        finally:
-            self.load_button.disabled = False
+            except Exception as exc:
+                failure = exc
+        self.load_button.disabled = False
+        if failure is not None:
+            self._show_error(failure)
+            raise failure
         self.df, self.code = df, code
         self._show_frame(df)
         return df
@@ -731,6 +738,7 @@ class CardPicker(widgets.VBox):
         try:
             self.results.options = options
             self.results.value = keep
+            self.results.rows = max(3, min(8, len(options)))
         finally:
             self._quiet = False
         count = len(options)

@@ -375,6 +375,25 @@ def test_a_failing_card_shows_a_short_error_and_the_widget_lives_on(
     assert "<table" in _html(picker)
 
 
+def test_a_failing_load_under_ipython_is_short_and_raised(picker: CardPicker) -> None:
+    """With a live shell, ipywidgets' Output context would print a traceback and
+    swallow the error; the picker must still show one line and raise."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    had_shell = InteractiveShell.initialized()
+    InteractiveShell.instance()
+    try:
+        picker.select(demo.BROKEN)
+        with pytest.raises(QueryFailed):
+            picker.load()
+        (output,) = picker.output.outputs
+        assert output["data"]["text/plain"].startswith("Error: ")
+        assert "Traceback" not in output["data"]["text/plain"]
+    finally:
+        if not had_shell:
+            InteractiveShell.clear_instance()
+
+
 def test_a_restricted_card_shows_access_denied(srv: Sandbox, picker: CardPicker) -> None:
     with pytest.raises(AccessDenied):
         picker.select(demo.RESTRICTED)
@@ -462,7 +481,7 @@ def test_generated_code_yields_the_same_frame_in_ipython(
     srv: Sandbox, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("massive_magic.magics")
-    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.testing import globalipapp
 
     p = CardPicker(client)
     p.select(demo.EARNINGS_FILTERED)
@@ -471,7 +490,8 @@ def test_generated_code_yields_the_same_frame_in_ipython(
 
     monkeypatch.setenv("PICKER_TEST_KEY", srv.api_key)
     monkeypatch.setenv("MASSIVE_MAGIC_CACHE_DIR", str(tmp_path / "shell-cache"))
-    shell = InteractiveShell.instance()
+    globalipapp.start_ipython()  # the process-wide test shell (shared with test_magics)
+    shell = globalipapp.get_ipython()
     try:
         shell.run_line_magic("load_ext", "massive_magic")
         shell.run_line_magic("massive_login", f"--url {srv.url} --api-key-env PICKER_TEST_KEY")
@@ -484,4 +504,4 @@ def test_generated_code_yields_the_same_frame_in_ipython(
         assert demo.SEQUENCE in {card_id for _, card_id in shown.results.options}
     finally:
         shell.run_line_magic("unload_ext", "massive_magic")
-        InteractiveShell.clear_instance()
+        shell.user_ns.pop("df", None)

@@ -1,0 +1,241 @@
+"""The card picker in a real JupyterLab, driven by Debian's headless Chromium.
+
+The test starts ``jupyter lab`` on 127.0.0.1 (free port, a token, temp root,
+config, data, IPython and cache directories), opens ``tests/browser/picker.ipynb``
+(``%load_ext massive_magic``, ``%massive_login --sandbox``, ``%massive_cards``),
+runs it, types into the picker's search box, selects a card, clicks Load and
+checks that the pandas table rendered. A screenshot goes to
+``artifacts/browser/picker.png`` under the repository root.
+
+Skipped only when ``/usr/bin/chromium`` is missing *and* ``CI`` is unset: in CI
+a missing browser is a failure. Never runs ``playwright install``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = Path(__file__).resolve().parent / "browser" / "picker.ipynb"
+ARTIFACTS = ROOT / "artifacts" / "browser"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.timeout(180),
+    pytest.mark.skipif(
+        not CHROMIUM.exists() and not os.environ.get("CI"),
+        reason="needs Debian's chromium: apt-get install -y chromium (required when CI is set)",
+    ),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+@pytest.fixture
+def jupyter_lab(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A private JupyterLab serving a copy of the picker notebook: yields (base URL, token)."""
+    root, home = tmp_path / "root", tmp_path / "home"
+    root.mkdir()
+    shutil.copy(NOTEBOOK, root / "picker.ipynb")
+    config = home / "jupyter-config"
+    settings = home / "lab-settings"
+    _write_json(
+        config / "jupyter_server_config.json",
+        {
+            "LabApp": {
+                "expose_app_in_browser": True,
+                "news_url": None,
+                "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
+                "extension_manager": "readonly",  # never asks pypi.org
+            }
+        },
+    )
+    # No "fetch news?" toast over the screenshot.
+    _write_json(
+        settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings",
+        {"fetchNews": "false", "checkForUpdates": False},
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MASSIVE_METABASE_")}
+    env.update(
+        JUPYTER_CONFIG_DIR=str(config),
+        JUPYTER_DATA_DIR=str(home / "jupyter-data"),
+        JUPYTER_RUNTIME_DIR=str(home / "jupyter-runtime"),
+        JUPYTERLAB_SETTINGS_DIR=str(settings),
+        JUPYTERLAB_WORKSPACES_DIR=str(home / "lab-workspaces"),
+        JUPYTER_PLATFORM_DIRS="1",
+        IPYTHONDIR=str(home / "ipython"),
+        MASSIVE_MAGIC_CACHE_DIR=str(home / "massive-cache"),
+        PYTHONUNBUFFERED="1",
+    )
+    port, token = _free_port(), secrets.token_hex(16)
+    log_path = tmp_path / "jupyter.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jupyter",
+                "lab",
+                "--no-browser",
+                "--allow-root",  # CI containers run as root
+                "--ServerApp.ip=127.0.0.1",
+                f"--ServerApp.port={port}",
+                "--ServerApp.port_retries=0",
+                f"--IdentityProvider.token={token}",
+                f"--ServerApp.root_dir={root}",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2):
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("JupyterLab did not start:\n" + log_path.read_text()[-3000:])
+                time.sleep(0.2)
+        yield base, token
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def test_picker_loads_a_card_in_jupyterlab(jupyter_lab: tuple[str, str]) -> None:
+    assert CHROMIUM.exists(), "CI is set but /usr/bin/chromium is missing: apt-get install chromium"
+    from playwright.sync_api import expect, sync_playwright
+
+    base, token = jupyter_lab
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "picker.png"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1200})
+            page.set_default_timeout(30_000)
+            page.goto(f"{base}/lab/tree/picker.ipynb?token={token}")
+            try:
+                page.wait_for_function(
+                    "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                    " && window.jupyterapp.shell.currentWidget.sessionContext"
+                    " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+                    " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+                )
+                page.evaluate(
+                    "async () => {"
+                    " const nb = window.jupyterapp.shell.currentWidget;"
+                    " await nb.sessionContext.ready;"
+                    " await window.jupyterapp.commands.execute('notebook:run-all-cells');"
+                    "}"
+                )
+                picker = page.locator(".massive-picker")
+                expect(picker).to_be_visible()
+
+                search = picker.locator(".massive-picker-search input")
+                results = picker.locator(".massive-picker-results select")
+                output = picker.locator(".massive-picker-output")
+                load = picker.locator("button.massive-picker-load")
+
+                # a failing card: one short line in the output area, no traceback
+                search.fill("payout")
+                expect(results.locator("option")).to_have_count(1)
+                results.select_option(index=0)
+                load.click()
+                expect(output.locator(".massive-picker-error")).to_contain_text("partner_payoutz")
+                assert "Traceback" not in output.inner_text()
+
+                search.fill("filtered")
+                expect(results.locator("option")).to_have_count(1)
+                results.select_option(index=0)
+                expect(picker.locator(".massive-param")).to_have_count(4)
+                code = picker.locator(".massive-picker-code textarea")
+                expect(code).to_have_value(
+                    '%%massive_card 497 -o df\ndate = "2024-01-01~2024-01-31"\n'
+                )
+                # a listed parameter: pick two countries; the code follows
+                picker.locator(".massive-param--country select").select_option(label=["DE", "US"])
+                expect(code).to_have_value(re.compile(r'\ncountry = \["DE", "US"\]\n$'))
+
+                load.click()
+                table = output.locator("table.dataframe")
+                expect(table).to_be_visible(timeout=30_000)
+                header = table.locator("thead").inner_text()
+                for column in ("day", "app", "country", "earnings_usd"):
+                    assert column in header
+                rows = table.locator("tbody tr")
+                expect(rows).to_have_count(10)
+                countries = {rows.nth(i).locator("td").nth(3).inner_text() for i in range(10)}
+                assert countries == {"DE", "US"}
+                expect(picker.locator(".massive-picker-status")).to_contain_text(
+                    "Loaded first 10 of 310 rows"
+                )
+
+                picker.locator("button.massive-picker-copy").click()
+                expect(picker.locator(".massive-picker-status")).to_contain_text("Code below")
+                # set_next_input from a click travels with the reply to the next executed
+                # cell: run one, and the %%massive_card cell appears below it.
+                page.evaluate(
+                    "async () => {"
+                    " const app = window.jupyterapp;"
+                    " const nb = app.shell.currentWidget.content;"
+                    " nb.activeCellIndex = nb.widgets.length - 1;"
+                    " await app.commands.execute('notebook:insert-cell-below');"
+                    " nb.activeCell.model.sharedModel.setSource('1 + 1');"
+                    " await app.commands.execute('notebook:run-cell');"
+                    "}"
+                )
+                page.wait_for_function(
+                    "() => window.jupyterapp.shell.currentWidget.content.widgets"
+                    ".some(c => c.model.sharedModel.getSource()"
+                    ".startsWith('%%massive_card 497 -o df'))"
+                )
+                # frame the picker for the screenshot
+                page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
+                picker.evaluate("el => el.scrollIntoView({block: 'start'})")
+            finally:
+                page.screenshot(path=str(shot))
+                print(f"\nscreenshot: {shot}")
+        finally:
+            browser.close()
