@@ -910,6 +910,24 @@ def test_not_found_and_access_denied(srv: Any, make_session: SessionFactory) -> 
         session.request("GET", f"/api/card/{demo.RESTRICTED}")
 
 
+def test_server_errors_carry_metabases_message_not_its_stack_trace(
+    srv: Any, make_session: SessionFactory
+) -> None:
+    session = make_session()
+    path = f"/api/card/{demo.SEQUENCE}/query"
+    unknown_tag = {"type": "category", "value": "x", "target": ["variable", ["template-tag", "n"]]}
+    with pytest.raises(ResponseError) as caught:
+        session.request("POST", path, json={"parameters": [unknown_tag]})
+    assert str(caught.value) == (
+        f"Metabase at {srv.url} answered 500 Internal Server Error to POST {path}: "
+        f'Invalid parameter: Card {demo.SEQUENCE} does not have a template tag named "n".'
+    )
+    assert (caught.value.status, caught.value.url) == (500, f"{srv.url}{path}")
+    assert statuses(srv, path) == [500]  # a 500 is not a gateway error: not repeated
+    with pytest.raises(ResponseError, match="username: value must be a non-blank string"):
+        session.request("POST", "/api/session", json={"username": ""})
+
+
 def test_redirects_are_not_followed(srv: Any, make_session: SessionFactory) -> None:
     session = make_session()
     session.login()
