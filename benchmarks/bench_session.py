@@ -1,11 +1,11 @@
 """Per-request overhead of MetabaseSession against a bare requests.Session, side by side.
 
-    python benchmarks/bench_session.py [--requests 3000] [--rounds 10]
+    python benchmarks/bench_session.py [--requests 3000] [--nagle]
 
 Starts the sandbox on 127.0.0.1, logs in once (warm cache), then times
 ``GET /api/user/current`` through ``MetabaseSession.request`` and through a bare
-``requests.Session().get(url, headers={"X-Metabase-Session": token})``, interleaved
-in rounds so that drift on the machine hits both alike. Prints median, p95 and
+``requests.Session().get(url, headers={"X-Metabase-Session": token})``, strictly
+alternated so that load on the machine hits both alike. Prints median, p95 and
 mean per request, the ratio and the absolute overhead. Target: within 10%.
 
 The sandbox writes a response's headers and body in two sends; with Nagle's
@@ -56,7 +56,6 @@ def ms(seconds: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000, help="requests per contender")
-    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds")
     parser.add_argument(
         "--nagle", action="store_true", help="leave the sandbox's sockets as shipped"
     )
@@ -65,7 +64,6 @@ def main(argv: list[str] | None = None) -> int:
         from massive_magic.sandbox import server as sandbox_server
 
         sandbox_server._Handler.disable_nagle_algorithm = True  # socketserver's own switch
-    per_round = max(1, args.requests // args.rounds)
 
     with sandbox.start(port=0) as srv, tempfile.TemporaryDirectory() as cache:
         settings = Settings(
@@ -93,16 +91,19 @@ def main(argv: list[str] | None = None) -> int:
         timed(through_session, 200)
         timed(through_bare, 200)
 
+        # Strictly alternated (order swapped every other pair), so a busy machine slows
+        # both contenders alike; the paired differences estimate the overhead directly.
         ours: list[float] = []
         theirs: list[float] = []
-        for n in range(args.rounds):
-            first, second = (
+        clock = time.perf_counter
+        for n in range(args.requests):
+            for call in (
                 (through_session, through_bare) if n % 2 else (through_bare, through_session)
-            )
-            a = timed(first, per_round)
-            b = timed(second, per_round)
-            (ours, theirs)[first is through_bare].extend(a)
-            (ours, theirs)[second is through_bare].extend(b)
+            ):
+                start = clock()
+                call()
+                (ours if call is through_session else theirs).append(clock() - start)
+        paired = [a - b for a, b in zip(ours, theirs, strict=True)]
 
         # A new MetabaseSession (a new kernel) with the warm cache: no login, first request.
         srv.reset_log()
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     sockets = "as shipped, Nagle on" if args.nagle else "TCP_NODELAY"
     print(f"GET {PATH} on the sandbox at 127.0.0.1 ({sockets}), {len(ours)} requests each,")
     python = sys.version.split()[0]
-    print(f"interleaved in {args.rounds} rounds, warm token cache, python {python}")
+    print(f"strictly alternated, warm token cache, python {python}")
     print()
     print(f"{'':34}{'median':>11}{'p95':>11}{'mean':>11}")
     for name, samples in rows:
@@ -136,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     ratio_mean = statistics.fmean(ours) / statistics.fmean(theirs)
     ratios = f"{ratio_median:11.3f}{ratio_p95:11.3f}{ratio_mean:11.3f}"
     print(f"{'ratio (MetabaseSession / bare)':34}{ratios}")
-    overhead = statistics.median(ours) - statistics.median(theirs)
-    print(f"{'overhead per request (median)':34}{overhead * 1e6:+8.1f} µs")
+    overhead = statistics.median(paired)
+    print(f"{'overhead per request (paired median)':34}{overhead * 1e6:+8.1f} µs")
     print()
     print(f"new MetabaseSession, warm cache, first request: {cold * 1000:.2f} ms, ", end="")
     print(f"{cold_logins} logins")
