@@ -49,10 +49,12 @@ _SEPARATOR = re.compile(rb"\][ \t\r\n]*,[ \t\r\n]*\[")
 # Backing off further than this means rows full of nested arrays or strings that
 # look like separators; the exact (slower) row-by-row scan takes over then.
 _MAX_ATTEMPTS = 4
-# Integers orjson parses exactly: [-2**63, 2**64 - 1]. Anything longer than 18
-# digits is checked against that range.
+# Candidates looked at (most skipped by a tiny local parse) before the exact scan.
+_MAX_CANDIDATES = 64
+# Integers orjson parses exactly: [-2**63, 2**64 - 1]. Only 20+ digits, or a minus
+# sign and 19 digits, can fall outside (19-digit ids are common and fine).
 _DIGITS = bytes.maketrans(b"123456789", b"000000000")
-_LONG_RUN = b"0" * 19
+_SUSPECTS = (b"0" * 20, b"-" + b"0" * 19)
 _LONG_NUMBER = re.compile(rb"(?:^|[\[,:])[ \t\r\n]*(-?[0-9]{19,})(?![0-9.eE])")
 _ORJSON_MIN, _ORJSON_MAX = -(2**63), 2**64 - 1
 
@@ -69,10 +71,12 @@ class _Invalid(Exception):
 def _has_inexact_integer(text: bytes) -> bool:
     """True when ``text`` may hold an integer literal orjson would turn into a float.
 
-    A cheap scan (digits mapped to ``0``, then a search for 19 zeros) rules out
-    almost every batch; only a hit runs the exact regex and range check.
+    A cheap scan (digits mapped to ``0``, then a search for 20 zeros or a minus
+    and 19) rules out almost every batch; only a hit runs the exact regex and
+    range check.
     """
-    if text.translate(_DIGITS).find(_LONG_RUN) < 0:
+    digits = text.translate(_DIGITS)
+    if all(digits.find(suspect) < 0 for suspect in _SUSPECTS):
         return False
     for match in _LONG_NUMBER.finditer(text):
         value = int(match.group(1))
@@ -120,6 +124,27 @@ def _loads(text: bytes) -> Any:
         raise _Invalid(str(exc)) from exc
 
 
+def _plausible(buf: bytes, matches: list[tuple[int, int]], idx: int) -> bool:
+    """Whether the separator ``matches[idx]`` looks like a real row boundary.
+
+    A real boundary closes a row that began at one of the few separators before
+    it, so ``[`` + that stretch + ``]`` parses; a ``],[`` inside a string or a
+    nested array leaves it unterminated. These parses are a few rows long, so a
+    hopeless cut costs microseconds instead of a whole failed batch parse. Only
+    a hint: the parse of the whole batch decides.
+    """
+    if idx == 0:
+        return True  # no evidence in this window: let the batch parse decide
+    close = matches[idx][0]
+    for j in range(idx - 1, max(idx - 5, -1), -1):
+        try:
+            orjson.loads(b"[" + buf[matches[j][1] : close + 1] + b"]")
+        except orjson.JSONDecodeError:
+            continue
+        return True
+    return False
+
+
 def _skip_ws(buf: bytes, i: int) -> int:
     n = len(buf)
     while i < n and buf[i] in _WS:
@@ -153,7 +178,7 @@ class ApiRowStream:
     possibly yielding some batches: a consumer must not use a partial result.
     """
 
-    def __init__(self, chunks: Iterable[bytes], *, batch_bytes: int = 8 << 20) -> None:
+    def __init__(self, chunks: Iterable[bytes], *, batch_bytes: int = 1 << 20) -> None:
         self._chunks = iter(chunks)
         self._batch_bytes = max(1, batch_bytes)
         self.tail: dict[str, Any] | None = None
@@ -266,9 +291,9 @@ class ApiRowStream:
         if first >= len(buf) or buf[first] != 0x5B:  # "[": not a row (end of rows?)
             return [], buf
         end = len(buf)
-        window = 1 << 16
-        attempts = 0
-        while attempts < _MAX_ATTEMPTS and end > first:
+        window = 1 << 12
+        attempts = candidates = 0
+        while attempts < _MAX_ATTEMPTS and candidates < _MAX_CANDIDATES and end > first:
             lo = max(first, end - window)
             matches = [
                 (m.start(), m.end() - 1)
@@ -280,7 +305,13 @@ class ApiRowStream:
                     break
                 window *= 4
                 continue
-            for close, next_row in reversed(matches):
+            for idx in range(len(matches) - 1, -1, -1):
+                close, next_row = matches[idx]
+                candidates += 1
+                if candidates >= _MAX_CANDIDATES:
+                    break
+                if not _plausible(buf, matches, idx):
+                    continue  # a "],[" inside a string or a nested array
                 attempts += 1
                 try:
                     rows = _loads(b"[" + buf[first : close + 1] + b"]")
@@ -288,6 +319,10 @@ class ApiRowStream:
                     if attempts >= _MAX_ATTEMPTS:
                         break
                     continue
+                if not set(map(type, rows)) <= {list}:
+                    raise ResponseError(
+                        "The answer's data.rows is not a list of rows; check the card in Metabase."
+                    )
                 return rows, buf[next_row:]
             end = matches[0][0]
         return self._scan(buf, first)
