@@ -1,17 +1,12 @@
 """Per-request overhead of MetabaseSession against a bare requests.Session, side by side.
 
-    python benchmarks/bench_session.py [--requests 3000] [--nagle]
+    python benchmarks/bench_session.py [--requests 3000]
 
 Starts the sandbox on 127.0.0.1, logs in once (warm cache), then times
 ``GET /api/user/current`` through ``MetabaseSession.request`` and through a bare
 ``requests.Session().get(url, headers={"X-Metabase-Session": token})``, strictly
 alternated so that load on the machine hits both alike. Prints median, p95 and
 mean per request, the ratio and the absolute overhead. Target: within 10%.
-
-The sandbox writes a response's headers and body in two sends; with Nagle's
-algorithm on, the client's delayed ACK then stalls every keep-alive request by
-~40 ms, which would drown the client's overhead. So by default the benchmark
-turns on TCP_NODELAY in the sandbox's handler (``--nagle`` keeps it as shipped).
 """
 
 from __future__ import annotations
@@ -56,15 +51,7 @@ def ms(seconds: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000, help="requests per contender")
-    parser.add_argument(
-        "--nagle", action="store_true", help="leave the sandbox's sockets as shipped"
-    )
     args = parser.parse_args(argv)
-    if not args.nagle:
-        from massive_magic.sandbox import server as sandbox_server
-
-        sandbox_server._Handler.disable_nagle_algorithm = True  # socketserver's own switch
-
     with sandbox.start(port=0) as srv, tempfile.TemporaryDirectory() as cache:
         settings = Settings(
             url=srv.url, username=srv.username, password=srv.password, cache_dir=cache
@@ -121,8 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         ("bare requests.Session + header", theirs),
         ("MetabaseSession.request", ours),
     ]
-    sockets = "as shipped, Nagle on" if args.nagle else "TCP_NODELAY"
-    print(f"GET {PATH} on the sandbox at 127.0.0.1 ({sockets}), {len(ours)} requests each,")
+    print(f"GET {PATH} on the sandbox at 127.0.0.1, {len(ours)} requests each,")
     python = sys.version.split()[0]
     print(f"strictly alternated, warm token cache, python {python}")
     print()
