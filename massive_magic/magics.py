@@ -1,5 +1,5 @@
 """IPython magics: ``%massive_login``, ``%massive_card``/``%%massive_card``, ``%massive_cards``,
-``%massive_logout``.
+``%massive_dashboard``/``%%massive_dashboard``, ``%massive_logout``.
 
 A thin shell in the manner of IPython's own ``storemagic``/``autoreload``: each
 magic parses its line, calls :class:`massive_magic.Client`, turns expected
@@ -138,21 +138,24 @@ class MassiveMagics(Magics):
             timeout=self.timeout,
         )
 
-    def _make_client(
-        self, settings: Settings, prompt: Callable[[str], str], password: str | None = None
-    ) -> Client:
+    def _make_client(self, settings: Settings, prompt: Callable[[str], str]) -> Client:
         from .client import Client
 
-        return Client(
+        client = Client(
             settings.url,
             settings.username,
-            password,
+            settings.password,
             api_key=settings.api_key,
             cache_dir=settings.cache_dir,
             timeout=(settings.connect_timeout, settings.read_timeout),
             progress=self.progress and not self.quiet,
             password_prompt=prompt,
         )
+        # Client re-reads the environment for what is None (an API key would beat the
+        # sandbox's demo password); use exactly the settings resolved here. The session
+        # is created on first use, so nothing has seen the old settings yet.
+        client.settings = settings
+        return client
 
     def _start_sandbox(self) -> Any:
         if self.sandbox is None:
@@ -165,23 +168,43 @@ class MassiveMagics(Magics):
         """The logged-in client; else log in from env credentials or a cached session."""
         if self.client is not None:
             return self.client
-        settings = self._settings(None, None, None)
+        with self._translate():
+            settings = self._settings(None, None, None)
         if not (settings.username or settings.api_key):
             raise UsageError(NOT_LOGGED_IN)
         client = self._make_client(settings, _not_logged_in)
+        self._login(client)
+        self.client = client
+        return client
+
+    def _login(self, client: Client, force: bool = False) -> Any:
+        """``client.login()``; a client that could not log in is closed, not kept."""
         try:
             with self._translate():
-                client.login()
+                return client.login(force=force)
         except BaseException:
             client.close()
             raise
-        self.client = client
-        return client
 
     def _replace_client(self, client: Client | None) -> None:
         if self.client is not None and self.client is not client:
             self.client.close()
         self.client = client
+
+    def _inputs(self, args: Any, cell: str | None, what: str) -> tuple[Any, dict[str, Any] | None]:
+        """The reference (``{var}`` expanded) and the cell's parameters; checks ``-o``."""
+        out = args.output
+        if out and not (out.isidentifier() and not keyword.iskeyword(out)):
+            raise UsageError(f"-o {out!r}: give a Python variable name, e.g. -o df.")
+        ns = self.shell.user_ns if self.shell is not None else {}
+        with self._translate():
+            return expand_vars(args.ref, ns, where=what), (parse_cell(cell, ns) if cell else None)
+
+    def _store(self, args: Any, value: Any) -> bool:
+        """``-o VAR``: put ``value`` in the notebook; True when a summary should follow."""
+        if self.shell is not None:
+            self.shell.user_ns[args.output] = value
+        return not (args.quiet or self.quiet)
 
     def close(self) -> None:
         """Close the client and stop the sandbox (used by ``%unload_ext``)."""
@@ -213,16 +236,15 @@ class MassiveMagics(Magics):
             %massive_login --sandbox        # a local demo server, no account needed
         """
         args = parse_argstring(self.massive_login, line)
-        password = None
-        if args.sandbox:
-            srv = self._start_sandbox()
-            settings = self._settings(srv.url, srv.username, None)
-            password = srv.password
-        else:
-            settings = self._settings(args.url, args.user, args.api_key_env)
-        client = self._make_client(settings, password_prompt, password)
         with self._translate():
-            info = client.login(force=args.force)
+            if args.sandbox:  # its demo account, whatever credentials the environment holds
+                srv = self._start_sandbox()
+                settings = self._settings(srv.url, srv.username, None)
+                settings = settings.with_changes(password=srv.password, api_key=None)
+            else:
+                settings = self._settings(args.url, args.user, args.api_key_env)
+        client = self._make_client(settings, password_prompt)
+        info = self._login(client, force=args.force)
         self._replace_client(client)
         print(_describe_login(info))
 
@@ -271,12 +293,8 @@ class MassiveMagics(Magics):
             region = EU
         """
         args = parse_argstring(self.massive_card, line)
-        ns = self.shell.user_ns if self.shell is not None else {}
-        if args.output and not (args.output.isidentifier() and not keyword.iskeyword(args.output)):
-            raise UsageError(f"-o {args.output!r}: give a Python variable name, e.g. -o df.")
+        ref, params = self._inputs(args, cell, "Card reference")
         with self._translate():
-            ref = expand_vars(args.ref, ns, where="Card reference")
-            params = parse_cell(cell, ns) if cell else None
             client = self._current_client()
             client.progress = self.progress and not (self.quiet or args.quiet)
             started = time.perf_counter()
@@ -284,10 +302,44 @@ class MassiveMagics(Magics):
         seconds = time.perf_counter() - started
         if not args.output:
             return df
-        ns[args.output] = df
-        if not (args.quiet or self.quiet):
+        if self._store(args, df):
             with self._translate():
                 print(_describe_frame(args.output, df, _card_name(client, df), seconds))
+        return None
+
+    @magic_arguments()
+    @argument("ref", help="Dashboard id or URL; {var} takes it from Python.")
+    @argument("-o", "--output", metavar="VAR", help="Store the result in VAR; print a summary.")
+    @argument("-q", "--quiet", action="store_true", help="No summary line.")
+    @no_var_expand
+    @line_cell_magic
+    def massive_dashboard(self, line: str, cell: str | None = None) -> Any:
+        """Read every card of a dashboard: a dict of DataFrames keyed by card name.
+
+        The cell body holds the dashboard's filters, written as for %%massive_card.
+        Cards are read in parallel (``%config MassiveMagics.max_workers``). A card
+        that fails does not lose the others: a warning names it and its error is in
+        ``result.errors``.
+
+        Examples::
+
+            %massive_dashboard 12 -o overview
+
+            %%massive_dashboard https://massive.metabaseapp.com/dashboard/12-overview
+            Date = {march}
+            Country = ["DE", "GB"]
+        """
+        args = parse_argstring(self.massive_dashboard, line)
+        ref, params = self._inputs(args, cell, "Dashboard reference")
+        with self._translate():
+            client = self._current_client()
+            started = time.perf_counter()
+            result = client.dashboard(ref, params, max_workers=self.max_workers)
+        seconds = time.perf_counter() - started
+        if not args.output:
+            return result
+        if self._store(args, result):
+            print(_describe_dashboard(args.output, result, seconds))
         return None
 
     @no_var_expand
@@ -332,6 +384,13 @@ def _describe_frame(var: str, df: Any, name: str, seconds: float) -> str:
     """``daily: 1,234 rows x 5 columns from 'Daily earnings' in 0.42 s``."""
     rows, cols = df.shape
     return f"{var}: {rows:,} rows x {cols} columns from {name!r} in {seconds:.2f} s"
+
+
+def _describe_dashboard(var: str, result: Any, seconds: float) -> str:
+    """``overview: 2 of 3 cards from 'Partner overview' in 0.31 s (failed: 'Payouts')``."""
+    total = len(result) + len(result.errors)
+    failed = f" (failed: {', '.join(map(repr, result.errors))})" if result.errors else ""
+    return f"{var}: {len(result)} of {total} cards from {result.name!r} in {seconds:.2f} s{failed}"
 
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:

@@ -32,7 +32,13 @@ from massive_magic.settings import (
     ENV_URL,
 )
 
-MAGIC_NAMES = ("massive_login", "massive_logout", "massive_card", "massive_cards")
+MAGIC_NAMES = (
+    "massive_login",
+    "massive_logout",
+    "massive_card",
+    "massive_cards",
+    "massive_dashboard",
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +67,7 @@ def ip(
     yield shell
     shell.run_line_magic("unload_ext", "massive_magic")
     shell.config.pop("MassiveMagics", None)
-    for name in ("df", "seq", "n_rows", "card", "since", "bad", "march"):
+    for name in ("df", "seq", "n_rows", "card", "since", "bad", "march", "overview"):
         shell.user_ns.pop(name, None)
 
 
@@ -96,6 +102,7 @@ def test_load_ext_registers_the_magics_on_one_configurable_instance(ip: Interact
     for name in MAGIC_NAMES:
         assert ip.find_line_magic(name).__self__ is magics
     assert ip.find_cell_magic("massive_card").__self__ is magics
+    assert ip.find_cell_magic("massive_dashboard").__self__ is magics
     assert ip.find_cell_magic("massive_login") is None
     assert magics in ip.configurables
     ip.run_line_magic("load_ext", "massive_magic")  # a second load is a no-op
@@ -164,6 +171,30 @@ def test_login_sandbox_prints_one_line(ip: InteractiveShell, capsys: Any) -> Non
     )
     assert server.count("POST", "/api/session") == 1
     assert server.password not in out
+
+
+def test_sandbox_ignores_credentials_in_the_environment(
+    ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    monkeypatch.setenv(ENV_API_KEY, "mb_not_a_key")
+    monkeypatch.setenv(ENV_PASSWORD, "not-the-password")
+    monkeypatch.setenv(ENV_URL, "http://127.0.0.1:9")
+    result = run(ip, "%massive_login --sandbox")
+    assert result.success, result.error_in_exec
+    assert "session valid until" in capsys.readouterr().out
+    assert run(ip, f"%massive_card {demo.SEQUENCE}").success
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        "%massive_login --url ftp://example.com --user a@b.example",
+        "%config MassiveMagics.timeout = -1.0\n%massive_login --user a@b.example",
+    ],
+)
+def test_bad_settings(ip: InteractiveShell, setup: str) -> None:
+    error = usage_error(run(ip, setup))
+    assert isinstance(error.__cause__, errors.ConfigError)
 
 
 def test_cached_session_sends_no_login(
@@ -427,6 +458,60 @@ def test_unexpected_errors_keep_their_traceback(
     result = run(ip, f"%%massive_card {demo.SEQUENCE}\nlabel = x {{bad}}\n")
     assert type(result.error_in_exec) is RuntimeError
     assert "Traceback" in capsys.readouterr().out
+
+
+# -- dashboards ------------------------------------------------------------------------
+
+
+def test_dashboard_with_filters_into_a_variable(
+    ip: InteractiveShell, srv: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    login(ip, srv, monkeypatch)
+    ip.user_ns["march"] = (dt.date(2024, 3, 1), dt.date(2024, 3, 2))
+    run(ip, "%config MassiveMagics.max_workers = 1")
+    capsys.readouterr()
+    body = 'Date = {march}\nCountry = ["DE"]'
+    source = f"%%massive_dashboard {demo.OVERVIEW_DASHBOARD} -o overview\n{body}"
+    with pytest.warns(errors.MassiveWarning, match="Payout reconciliation"):
+        result = run(ip, source)
+    assert result.success, result.error_in_exec
+    overview = ip.user_ns["overview"]
+    assert set(overview) == {"Earnings by country (filtered)", "Daily earnings by app"}
+    assert isinstance(overview.errors["Payout reconciliation"], errors.QueryFailed)
+    filtered = overview["Earnings by country (filtered)"]
+    assert set(filtered["country"]) == {"DE"} and len(filtered) == 2 * 5  # 2 days x 5 apps
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("overview: 2 of 3 cards from 'Partner overview' in ")
+    assert out.endswith("(failed: 'Payout reconciliation')")
+
+
+def test_dashboard_is_the_cell_result(
+    ip: InteractiveShell, srv: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    login(ip, srv, monkeypatch)
+    with pytest.warns(errors.MassiveWarning):
+        result = run(ip, f"%massive_dashboard {demo.OVERVIEW_DASHBOARD}")
+    assert result.success, result.error_in_exec
+    assert len(result.result) == 2
+
+
+@pytest.mark.parametrize(
+    ("source", "cause"),
+    [
+        ("%massive_dashboard 999", errors.DashboardNotFound),
+        ("%massive_dashboard /question/484", errors.BadCardRef),
+        (f"%%massive_dashboard {demo.OVERVIEW_DASHBOARD}\nNope = 1", errors.ParameterError),
+    ],
+)
+def test_dashboard_failures(
+    ip: InteractiveShell,
+    srv: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    source: str,
+    cause: type[Exception],
+) -> None:
+    login(ip, srv, monkeypatch)
+    assert isinstance(usage_error(run(ip, source)).__cause__, cause)
 
 
 # -- logout, cards list --------------------------------------------------------------------
