@@ -25,7 +25,9 @@ otherwise: fetching it would double the round trips of a small card.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import queue
 import threading
 import time
 import warnings
@@ -75,6 +77,11 @@ EXPORT_ROW_CAP = 1_048_575
 #: Export statuses that mean "this server does not offer the api export here".
 _REFUSED = frozenset({400, 404, 405, 500, 501})
 _CHUNK = 1 << 20
+#: Rows are parsed in batches of about this many bytes: small enough that one batch's
+#: Python objects stay a fraction of the final frame, large enough to amortise calls.
+_BATCH_BYTES = 4 << 20
+#: Chunks read ahead of the parser (MiB): the download goes on while rows are converted.
+_READ_AHEAD = 8
 
 _CARD_LIST_HINT = "Client.cards() lists the cards you can read."
 
@@ -387,12 +394,13 @@ def _stream_api(
 ) -> pd.DataFrame:
     url = _server_url(session)
     builder = FrameBuilder(cols, results_timezone=timezone_name)
-    stream = ApiRowStream(_chunks(response, bar, target, url))
-    for batch in stream:
-        if limit is not None and builder.row_count + len(batch) >= limit:
-            builder.add_rows(batch[: limit - builder.row_count])
-            return builder.build()  # enough rows: stop reading, the caller closes
-        builder.add_rows(batch)
+    with _Prefetch(_chunks(response, bar, target, url), response) as chunks:
+        stream = ApiRowStream(chunks, batch_bytes=_BATCH_BYTES)
+        for batch in stream:
+            if limit is not None and builder.row_count + len(batch) >= limit:
+                builder.add_rows(batch[: limit - builder.row_count])
+                return builder.build()  # enough rows: stop reading, the caller closes
+            builder.add_rows(batch)
     tail = stream.tail if isinstance(stream.tail, dict) else {}
     _raise_if_failed(tail, target, url)
     tail_data = tail.get("data") if isinstance(tail.get("data"), dict) else {}
@@ -427,7 +435,8 @@ def _csv_export(
     with _card_errors(session, target):
         response = session.request("POST", target.path + "/csv", data=form, stream=True)
     try:
-        body = b"".join(_chunks(response, bar, target, url))
+        with _Prefetch(_chunks(response, bar, target, url), response) as chunks:
+            body = b"".join(chunks)
     finally:
         response.close()
     if body.lstrip()[:1] == b"{":
@@ -464,6 +473,68 @@ def _chunks(response: Any, bar: _Progress, target: QueryTarget, url: str) -> Ite
             "Nothing was kept; run it again.",
             url=url,
         ) from None
+
+
+class _Prefetch:
+    """Read a body's chunks in a thread, so the download overlaps with parsing.
+
+    Socket reads release the GIL, so while the main thread turns one batch into
+    columns the next megabytes keep arriving instead of waiting in the server's
+    send buffer. At most ``_READ_AHEAD`` chunks are held; errors from the reader
+    are raised in the consumer; leaving early stops the reader.
+    """
+
+    _DONE = object()
+
+    def __init__(self, chunks: Iterator[bytes], response: Any) -> None:
+        self._chunks = chunks
+        self._response = response
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=_READ_AHEAD)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="massive-read", daemon=True)
+
+    def __enter__(self) -> Iterator[bytes]:
+        self._thread.start()
+        return self._consume()
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            # Leaving early (a limit, an error): hang up rather than wait for more bytes.
+            with contextlib.suppress(Exception):
+                self._response.close()
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):  # unblock a reader waiting to put
+                self._queue.get(timeout=0.05)
+        self._thread.join()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _read(self) -> None:
+        try:
+            for chunk in self._chunks:
+                if not self._put(chunk):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(exc)
+            return
+        self._put(self._DONE)
+
+    def _consume(self) -> Iterator[bytes]:
+        while True:
+            item = self._queue.get()
+            if item is self._DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
 
 def _parse(raw: bytes, target: QueryTarget, url: str) -> Any:

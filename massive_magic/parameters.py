@@ -97,7 +97,10 @@ _TEMPORAL_UNITS = frozenset(
 def describe_parameters(declarations: Sequence[Mapping[str, Any]]) -> str:
     """``"day (date/all-options, required), min_orders (number/=)"`` — for error messages."""
     if not declarations:
-        return "it declares no parameters"
+        return (
+            "it declares no parameters (a question built in the graphical editor takes "
+            "filters only through a dashboard: Client.dashboard(ref, params=...))"
+        )
     parts = []
     for decl in declarations:
         label = str(decl.get("slug") or decl.get("name") or decl.get("id"))

@@ -79,6 +79,16 @@ def test_row_cap_boundary(srv: Any, client: Client, rows: int, queries: int, exp
     assert meta["truncated"] is False
 
 
+def test_any_server_cap_is_followed(srv: Any, client: Client) -> None:
+    """The flag, not the number 2,000, decides (aggregated questions cap at 10,000)."""
+    client.card_info(demo.SEQUENCE)
+    srv.query_row_limit = 10
+    srv.reset_log()
+    df = seq(client, 50)
+    assert df["n"].tolist() == list(range(1, 51))
+    assert posts(srv, demo.SEQUENCE, "/api") == 1
+
+
 def test_small_card_is_one_round_trip(srv: Any, client: Client) -> None:
     df = client.card(demo.ALL_TYPES)
     assert len(df) == 11
