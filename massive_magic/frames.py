@@ -57,7 +57,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta, timezone
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -400,6 +399,7 @@ class _Time(_Converter):
 
     def _wall(self, arr: pa.Array, col: _Column) -> pa.Array:
         bare = pc.replace_substring_regex(arr, _OFFSET, "")
+        bare = pc.replace_substring_regex(bare, r"(\.\d{6})\d+$", r"\1")  # ns -> us
         try:
             stamped = pc.binary_join_element_wise(self._EPOCH, bare, pa.scalar("", _STR))
             return stamped.cast(_TS).cast(pa.time64("us"))
@@ -521,11 +521,14 @@ def _column_type(col: dict[str, Any]) -> str:
 
 
 def _check_timezone(zone: str | None) -> str | None:
+    """The results timezone if Arrow and pandas both know it; else UTC, with a warning."""
     if zone is None:
         return None
+    if zone == "Z":
+        return "UTC"
     try:
-        ZoneInfo(zone)
-        pa.scalar(0, pa.timestamp("us", tz=zone)).as_py()
+        probe = pa.array([0], type=_TS_UTC).cast(pa.timestamp("us", tz=zone))
+        pa.chunked_array([probe]).to_pandas()
     except Exception:
         warnings.warn(
             f"Unknown results timezone {zone!r}; date-times are shown in UTC.",

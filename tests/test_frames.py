@@ -94,9 +94,9 @@ CASES: list[tuple[str, list[Any], str, list[Any]]] = [
     ),
     (
         "type/Time",
-        ["10:30:00Z", "23:59:59.123456+02:00", "00:00:00", None],
+        ["10:30:00Z", "23:59:59.123456+02:00", "00:00:00", "01:02:03.123456789", None],
         "time64[us][pyarrow]",
-        [dt.time(10, 30), dt.time(23, 59, 59, 123456), dt.time(0, 0), None],
+        [dt.time(10, 30), dt.time(23, 59, 59, 123456), dt.time(0), dt.time(1, 2, 3, 123456), None],
     ),
     (
         "type/TimeWithTZ",
@@ -333,6 +333,16 @@ def test_text_stays_in_chunks() -> None:
 def test_rows_of_the_wrong_width_raise(rows: list[Any]) -> None:
     with pytest.raises(ResponseError):
         FrameBuilder([col("a", "type/Integer"), col("b", "type/Integer")]).add_rows(rows)
+
+
+@pytest.mark.parametrize(
+    ("zone", "dtype"),
+    [("Z", "UTC"), ("+05:00", "UTC+05:00"), ("Etc/GMT+5", "Etc/GMT+5"), ("Asia/Kolkata", None)],
+)
+def test_results_timezone_forms(zone: str, dtype: str | None) -> None:
+    series = one_column("type/DateTime", ["2024-01-15T10:30:00Z"], tz=zone)
+    assert str(series.dtype) == f"datetime64[us, {dtype or zone}]"
+    assert series[0] == ts("2024-01-15T10:30:00Z")
 
 
 def test_unknown_results_timezone_falls_back_to_utc_with_a_warning() -> None:
