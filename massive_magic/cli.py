@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,14 @@ def demo(output: Path, notebook: Path | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    missing = _missing_notebook_tools()
+    if missing:
+        print(
+            f"massive-magic demo needs {missing} to run the notebook: "
+            "pip install 'massive-magic[notebook]'",
+            file=sys.stderr,
+        )
+        return 2
     env = dict(os.environ)
     with tempfile.TemporaryDirectory(prefix="massive-magic-demo-") as tmp:
         env.setdefault(ENV_CACHE_DIR, str(Path(tmp) / "cache"))
@@ -122,6 +131,16 @@ def demo(output: Path, notebook: Path | None = None) -> int:
         print(f"Failed at {run.error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _missing_notebook_tools() -> str | None:
+    """The first of the ``notebook`` extra's packages that cannot be imported, if any."""
+    for name in ("nbformat", "nbclient", "ipykernel", "matplotlib"):
+        try:
+            import_module(name)
+        except ModuleNotFoundError:
+            return name
+    return None
 
 
 def sandbox(port: int) -> int:

@@ -310,7 +310,7 @@ class MassiveMagics(Magics):
     @magic_arguments()
     @argument("ref", help="Dashboard id or URL; {var} takes it from Python.")
     @argument("-o", "--output", metavar="VAR", help="Store the result in VAR; print a summary.")
-    @argument("-q", "--quiet", action="store_true", help="No summary line.")
+    @argument("-q", "--quiet", action="store_true", help="No progress bar, no summary line.")
     @no_var_expand
     @line_cell_magic
     def massive_dashboard(self, line: str, cell: str | None = None) -> Any:
@@ -333,6 +333,7 @@ class MassiveMagics(Magics):
         ref, params = self._inputs(args, cell, "Dashboard reference")
         with self._translate():
             client = self._current_client()
+            client.progress = self.progress and not (self.quiet or args.quiet)
             started = time.perf_counter()
             result = client.dashboard(ref, params, max_workers=self.max_workers)
         seconds = time.perf_counter() - started

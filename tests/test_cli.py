@@ -60,6 +60,16 @@ def test_demo_without_the_notebook_says_so(
     assert not (tmp_path / "out.ipynb").exists()
 
 
+def test_demo_names_the_extra_when_nbclient_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "nbclient", None)  # "not installed"
+    assert cli.demo(tmp_path / "out.ipynb") == 2
+    err = capsys.readouterr().err
+    assert "needs nbclient" in err and "pip install 'massive-magic[notebook]'" in err
+    assert not (tmp_path / "out.ipynb").exists()
+
+
 @pytest.mark.slow
 def test_demo_writes_the_executed_quickstart(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MASSIVE_")}
