@@ -559,6 +559,11 @@ class CardPicker(widgets.VBox):
             layout={"width": "40em"},
         )
         self.output = widgets.Output(layout={"border": "1px solid #ddd", "min_height": "2em"})
+        # What a load prints (the client's progress bar, warnings) is captured into a
+        # fresh Output each time, kept apart from `output`, which only Python writes:
+        # an Output the front end captures into syncs its own copy of `outputs` back
+        # after the callback and would overwrite the table set from here.
+        self.progress = widgets.VBox()
         for name, widget in [
             ("search", self.search),
             ("results", self.results),
@@ -568,6 +573,7 @@ class CardPicker(widgets.VBox):
             ("status", self.status),
             ("code", self.code_box),
             ("output", self.output),
+            ("progress", self.progress),
         ]:
             widget.add_class(f"massive-picker-{name}")
 
@@ -579,6 +585,7 @@ class CardPicker(widgets.VBox):
                 self.parameters,
                 widgets.HBox([self.load_button, self.copy_button, self.status]),
                 self.code_box,
+                self.progress,
                 self.output,
             ]
         )
@@ -658,10 +665,13 @@ class CardPicker(widgets.VBox):
         self._set_status(f"Loading card {ident}…")
         self.output.outputs = ()
         failure: Exception | None = None
-        # The client's progress bar renders in the output area. The try sits inside the
-        # `with`: an exception leaving an Output context in IPython is printed as a full
+        # The client's progress bar renders in `capture`. The try sits inside the `with`:
+        # an exception leaving an Output context in IPython is printed as a full
         # traceback and swallowed.
-        with self.output:
+        capture = widgets.Output()
+        self._clear_progress()
+        self.progress.children = (capture,)
+        with capture:
             try:
                 df = self.client.card(ident, params=params or None)
             except Exception as exc:
@@ -761,12 +771,18 @@ class CardPicker(widgets.VBox):
         self.load_button.disabled = False
         self.copy_button.disabled = False
         self.output.outputs = ()
+        self._clear_progress()
         self._set_status("")
         self._refresh_code()
         if self.results.value != info.get("id") and info.get("id") in [
             v for _, v in self.results.options
         ]:
             self.results.value = info["id"]
+
+    def _clear_progress(self) -> None:
+        old, self.progress.children = self.progress.children, ()
+        for widget in old:
+            widget.close()
 
     def _current_code(self) -> str | None:
         if self.card is None:
@@ -804,7 +820,6 @@ class CardPicker(widgets.VBox):
         shown = f"first {len(head)} of {len(df):,}" if len(df) > len(head) else f"all {len(df):,}"
         self._set_status(f"Loaded {shown} rows × {len(df.columns)} columns.")
         self.output.outputs = (
-            *self.output.outputs,  # progress bar and warnings captured during the load
             {
                 "output_type": "display_data",
                 "data": {"text/plain": repr(head), "text/html": head.to_html(max_cols=30)},

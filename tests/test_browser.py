@@ -34,6 +34,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = Path(__file__).resolve().parent / "browser" / "picker.ipynb"
 ARTIFACTS = ROOT / "artifacts" / "browser"
+#: rows for the long load (SEQUENCE card): a few seconds, so the progress bar shows
+BIG = 800_000
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -177,20 +179,42 @@ def test_picker_loads_a_card_in_jupyterlab(jupyter_lab: tuple[str, str]) -> None
                 results = picker.locator(".massive-picker-results select")
                 output = picker.locator(".massive-picker-output")
                 load = picker.locator("button.massive-picker-load")
+                code = picker.locator(".massive-picker-code textarea")
+
+                def choose(text: str, label: str) -> None:
+                    """Type into the search box; select the one match once the list shows it."""
+                    search.fill(text)
+                    option = results.locator("option")
+                    expect(option).to_have_count(1)
+                    expect(option).to_have_text(re.compile(label))
+                    results.select_option(index=0)
+                    expect(picker.locator(".massive-picker-description")).to_contain_text(
+                        re.compile(label)
+                    )
 
                 # a failing card: one short line in the output area, no traceback
-                search.fill("payout")
-                expect(results.locator("option")).to_have_count(1)
-                results.select_option(index=0)
+                choose("payout", r"Payout\sreconciliation")
                 load.click()
                 expect(output.locator(".massive-picker-error")).to_contain_text("partner_payoutz")
                 assert "Traceback" not in output.inner_text()
 
-                search.fill("filtered")
-                expect(results.locator("option")).to_have_count(1)
-                results.select_option(index=0)
+                # a long load: the client's progress bar shows while the rows arrive, and
+                # the table still replaces the status afterwards
+                choose("sequence", r"Sequence")
+                rows_box = picker.locator(".massive-param--rows input")
+                rows_box.fill(str(BIG))
+                rows_box.press("Enter")
+                expect(code).to_have_value(re.compile(rf"\nrows = {BIG}\n$"))
+                load.click()
+                progress = picker.locator(".massive-picker-progress .widget-hprogress")
+                expect(progress).to_be_visible(timeout=30_000)
+                expect(output.locator("table.dataframe")).to_be_visible(timeout=60_000)
+                expect(picker.locator(".massive-picker-status")).to_contain_text(
+                    f"Loaded first 10 of {BIG:,} rows"
+                )
+
+                choose("filtered", r"\(filtered\)")
                 expect(picker.locator(".massive-param")).to_have_count(4)
-                code = picker.locator(".massive-picker-code textarea")
                 expect(code).to_have_value(
                     '%%massive_card 497 -o df\ndate = "2024-01-01~2024-01-31"\n'
                 )
