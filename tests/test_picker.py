@@ -9,6 +9,7 @@ Request counts come from the sandbox's log.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -309,6 +310,25 @@ def test_load_fetches_once_and_shows_the_first_rows(srv: Sandbox, picker: CardPi
     assert table.count("<tr") == 1 + 10  # header + first rows
     assert "Loaded first 10 of 25 rows × 2 columns." in picker.status.value
     assert not picker.load_button.disabled
+
+
+def test_load_reports_progress_and_blocks_a_second_click(picker: CardPicker) -> None:
+    picker.select(demo.SEQUENCE)
+    seen: list[tuple[str, Any]] = []
+    picker.status.observe(lambda c: seen.append(("status", c["new"])), names="value")
+    picker.load_button.observe(lambda c: seen.append(("disabled", c["new"])), names="disabled")
+    picker.load_button.click()
+    assert [value for kind, value in seen if kind == "disabled"] == [True, False]
+    statuses = [re.sub("<[^>]+>", "", v) for kind, v in seen if kind == "status"]
+    assert statuses == [f"Loading card {demo.SEQUENCE}…", "Loaded all 10 rows × 2 columns."]
+    (first,) = picker.progress.children  # where the client's progress bar is captured
+    assert isinstance(first, widgets.Output)
+    picker.load()
+    (second,) = picker.progress.children
+    assert second is not first  # a fresh capture per load
+    picker.select(demo.REQUIRED_PARAM)
+    assert picker.progress.children == ()
+    assert picker.output.outputs == ()
 
 
 def test_load_button_with_listed_and_date_values(picker: CardPicker) -> None:
