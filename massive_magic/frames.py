@@ -295,9 +295,9 @@ class _Date(_Converter):
 
     def strings(self, arr: pa.Array, col: _Column) -> Any:
         after = pc.utf8_slice_codeunits(arr, 10, 11)
-        shaped = pc.or_kleene(pc.is_in(after, value_set=self._ENDS), pc.is_null(arr))
-        if not pc.all(shaped).as_py():
-            bad = arr.filter(pc.invert(shaped))[0].as_py()
+        shaped = pc.is_in(after, value_set=self._ENDS)  # false for nulls
+        if (pc.sum(shaped).as_py() or 0) != len(arr) - arr.null_count:
+            bad = arr.filter(pc.and_(pc.invert(shaped), pc.is_valid(arr)))[0].as_py()
             raise col.error("a value that is not a date", repr(bad))
         try:
             return pc.utf8_slice_codeunits(arr, 0, 10).cast(pa.date32())
