@@ -287,10 +287,12 @@ class MassiveMagics(Magics):
 
             %massive_card 484
             %massive_card https://massive.metabaseapp.com/question/484-daily -o daily
+            %massive_card 484 --limit 100 --refresh
 
-            %%massive_card 485 -o eu
-            start_date = {since}          # a datetime.date from the notebook
-            region = EU
+            %%massive_card 497 -o europe
+            Date = {march}                # a (start, end) tuple of dates from the notebook
+            Country = ["DE", "GB"]        # JSON list: a multi-value filter
+            platform = Android            # a bare string
         """
         args = parse_argstring(self.massive_card, line)
         ref, params = self._inputs(args, cell, "Card reference")

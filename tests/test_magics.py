@@ -49,7 +49,10 @@ def srv() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def shell() -> InteractiveShell:
-    globalipapp.start_ipython()
+    """The process-wide shell: IPython allows one singleton, which other test files share."""
+    if InteractiveShell.initialized():
+        return InteractiveShell.instance()
+    globalipapp.start_ipython()  # a test shell with its history in a temporary file
     return globalipapp.get_ipython()
 
 
