@@ -71,7 +71,13 @@ __all__ = ["TYPE_TABLE", "FrameBuilder", "frame_from_csv", "frame_from_result"]
 _TS = pa.timestamp("us")
 _TS_UTC = pa.timestamp("us", tz="UTC")
 _STR = pa.large_string()
-_ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError)
+_ARROW_ERRORS = (
+    pa.ArrowInvalid,
+    pa.ArrowTypeError,
+    pa.ArrowNotImplementedError,
+    OverflowError,
+    UnicodeError,
+)
 # An offset at the end of an ISO date-time or time: Z, +05, +0530, +05:30.
 _OFFSET = r"(?:Z|[+-]\d\d(?::?\d\d)?)$"
 _HAS_OFFSET = r"\d\d:\d\d(?::\d\d(?:\.\d*)?)?" + _OFFSET
@@ -568,6 +574,7 @@ class FrameBuilder:
             self._converters.append(converter)
         self._chunks: list[list[Any]] = [[] for _ in self._cols]
         self._row_count = 0
+        self._built = False
 
     @property
     def row_count(self) -> int:
@@ -581,6 +588,7 @@ class FrameBuilder:
 
     def add_rows(self, rows: list[list[Any]]) -> None:
         """Convert one batch of rows (positional by ``cols``) into column chunks."""
+        self._check_open()
         if not rows:
             return
         width = len(self._cols)
@@ -605,12 +613,23 @@ class FrameBuilder:
 
     def _add_strings(self, arrays: list[pa.Array], count: int) -> None:
         """Add one batch of CSV columns (Arrow strings, empty cells null)."""
+        self._check_open()
         for k, arr in enumerate(arrays):
             self._chunks[k].append(self._converters[k].strings(arr, self._columns[k]))
         self._row_count += count
 
+    def _check_open(self) -> None:
+        if self._built:
+            raise RuntimeError("FrameBuilder.build() was called already; use a new builder.")
+
     def build(self) -> pd.DataFrame:
-        """The DataFrame: columns named by Metabase ``name``, typed per ``TYPE_TABLE``."""
+        """The DataFrame: columns named by Metabase ``name``, typed per ``TYPE_TABLE``.
+
+        Call it once: the chunks are released as the columns are made, so the
+        peak stays near one DataFrame plus one column.
+        """
+        self._check_open()
+        self._built = True
         arrays: dict[int, Any] = {}
         for k, converter in enumerate(self._converters):
             array = converter.finish(self._chunks[k], self._columns[k])
@@ -621,7 +640,7 @@ class FrameBuilder:
         frame = pd.DataFrame(arrays, index=pd.RangeIndex(self._row_count), copy=False)
         frame.columns = pd.Index(self._names, dtype=object)
         frame.attrs["display_names"] = {
-            name: col.get("display_name", name)
+            name: col.get("display_name") or name
             for name, col in zip(self._names, self._cols, strict=True)
         }
         frame.attrs["metabase_types"] = {c.name: c.type for c in self._columns}

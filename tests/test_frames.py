@@ -320,6 +320,16 @@ def test_batches_equal_one_batch() -> None:
     assert str(whole["d"].dtype) == "datetime64[us, America/New_York]"
 
 
+def test_build_once() -> None:
+    builder = FrameBuilder([col("i", "type/Integer")])
+    builder.add_rows([[1]])
+    assert builder.build()["i"].tolist() == [1]
+    with pytest.raises(RuntimeError):
+        builder.build()
+    with pytest.raises(RuntimeError):
+        builder.add_rows([[2]])
+
+
 def test_text_stays_in_chunks() -> None:
     builder = FrameBuilder([col("t", "type/Text")])
     builder.add_rows([["a"], ["b"]])
