@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
+import pandas as pd
 import pytest
 
 from massive_magic.errors import ResponseError
@@ -206,3 +207,35 @@ def test_iterating_twice_yields_nothing_more() -> None:
     assert sum(len(b) for b in stream) == len(ROWS)
     assert list(stream) == []
     assert "rows=7" in repr(stream)
+
+
+def test_streamed_frame_equals_the_whole_parse() -> None:
+    """ApiRowStream + FrameBuilder over small chunks == frame_from_result on the document."""
+    from massive_magic.frames import FrameBuilder, frame_from_result
+
+    cols = [
+        {"name": "id", "display_name": "ID", "base_type": "type/BigInteger"},
+        {"name": "day", "display_name": "Day", "base_type": "type/Date"},
+        {"name": "at", "display_name": "At", "base_type": "type/DateTimeWithLocalTZ"},
+        {"name": "label", "display_name": "Label", "base_type": "type/Text"},
+    ]
+    rows = [
+        [
+            9007199254740993 + i if i % 2 else -9223372036854775808 + i,
+            f"2024-01-{1 + i % 28:02d}T00:00:00+14:00",
+            None if i % 5 == 0 else f"2024-03-{1 + i % 28:02d}T10:00:00-05:00",
+            f'row {i} "],[" ]]',
+        ]
+        for i in range(3000)
+    ]
+    doc = {"data": {"rows": rows, "cols": cols, "results_timezone": "America/New_York"}}
+    body = orjson.dumps(doc)
+    stream = ApiRowStream((body[i : i + 1000] for i in range(0, len(body), 1000)), batch_bytes=4096)
+    builder = FrameBuilder(cols, results_timezone="America/New_York")
+    for batch in stream:
+        builder.add_rows(batch)
+    streamed = builder.build()
+    pd.testing.assert_frame_equal(streamed, frame_from_result(doc["data"]))
+    assert streamed["id"].iloc[1] == 9007199254740994
+    assert streamed["id"].iloc[0] == -9223372036854775808
+    assert streamed["day"].iloc[0] == pd.Timestamp("2024-01-01")
