@@ -176,9 +176,10 @@ class _Integer(_Converter):
         out[is_int] = obj[is_int]
         if is_float.any():
             floats = obj[is_float].astype(np.float64)
-            whole = np.isfinite(floats) & (np.floor(floats) == floats)
+            # 1.0 is fine; 1.5 is not an integer, and past 2**53 a float is not exact.
+            whole = (np.floor(floats) == floats) & (np.abs(floats) <= 2.0**53)
             if not whole.all():
-                raise col.error("a value that is not an integer", repr(floats[~whole][0]))
+                raise col.error("a value that is not an integer", repr(floats[~whole][0].item()))
             out[is_float] = [int(f) for f in floats.tolist()]
         if is_str.any():
             texts = obj[is_str]

@@ -262,6 +262,7 @@ def test_a_wide_batch_then_a_normal_one_is_one_object_column() -> None:
     [
         ("type/Integer", "abc"),
         ("type/Integer", 1.5),
+        ("type/Integer", 1e20),
         ("type/Integer", "1.5"),
         ("type/Integer", True),
         ("type/Integer", [1]),
