@@ -19,7 +19,7 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
 
 from .cards import (
@@ -223,10 +223,14 @@ class Client:
         errors: dict[str, MassiveError] = {}
         if entries:
             session = self.session
-            with ThreadPoolExecutor(
-                max_workers=min(max_workers, len(entries)), thread_name_prefix="massive-dash"
-            ) as pool:
-                futures = [
+            bar = _CardsBar(self.progress, dash.get("name") or f"Dashboard {did}", len(entries))
+            with (
+                bar,
+                ThreadPoolExecutor(
+                    max_workers=min(max_workers, len(entries)), thread_name_prefix="massive-dash"
+                ) as pool,
+            ):
+                futures = {
                     pool.submit(
                         run_query,
                         session,
@@ -234,18 +238,23 @@ class Client:
                         parameters,
                         progress=False,
                         name=e.card_name,
-                    )
+                    ): e
                     for e in entries
-                ]
-                for entry, future in zip(entries, futures, strict=True):
-                    try:
-                        frames[entry.key] = future.result()
-                    except AuthError:
-                        for other in futures:
-                            other.cancel()
-                        raise
-                    except MassiveError as exc:
-                        errors[entry.key] = exc
+                }
+                try:
+                    for future in as_completed(futures):
+                        bar.done()
+                        try:
+                            frames[futures[future].key] = future.result()
+                        except AuthError:
+                            raise
+                        except MassiveError as exc:
+                            errors[futures[future].key] = exc
+                except BaseException:
+                    for other in futures:
+                        other.cancel()
+                    raise
+            frames = {e.key: frames[e.key] for e in entries if e.key in frames}  # display order
         result = DashboardResult(frames, errors, dashboard_id=did, name=dash.get("name"))
         if errors:
             listed = "; ".join(f"{k!r}: {type(v).__name__}: {v}" for k, v in errors.items())
@@ -257,6 +266,29 @@ class Client:
                 stacklevel=2,
             )
         return result
+
+
+class _CardsBar:
+    """A "cards done" bar for a dashboard, shown after a second (like a card's bar)."""
+
+    def __init__(self, enabled: bool, desc: str, total: int) -> None:
+        self.enabled, self.desc, self.total = enabled, desc, total
+        self._bar: Any = None
+
+    def __enter__(self) -> _CardsBar:
+        if self.enabled:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(desc=self.desc, total=self.total, unit="card", delay=1.0)
+        return self
+
+    def done(self) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
 def _check_limit(limit: int | None) -> None:

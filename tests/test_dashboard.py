@@ -200,3 +200,18 @@ def test_cards_run_concurrently_and_bounded(srv: Any, client: Client) -> None:
 def test_bad_max_workers(client: Client) -> None:
     with pytest.raises(ConfigError, match="max_workers"):
         client.dashboard(demo.OVERVIEW_DASHBOARD, max_workers=0)
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_progress_for_a_slow_dashboard(
+    srv: Any, tmp_path: Path, capsys: Any, progress: bool
+) -> None:
+    with Client(srv.url, srv.username, srv.password, cache_dir=tmp_path, progress=progress) as mb:
+        srv.faults.delay_next(seconds=1.5, path=f"{OVERVIEW_PATH}/dashcard/*")
+        result = overview(mb)
+    assert list(result) == [FILTERED, DAILY]
+    err = capsys.readouterr().err
+    if progress:
+        assert "Partner overview" in err and "3/3" in err and "card" in err
+    else:
+        assert err == ""
