@@ -18,7 +18,6 @@ and pandas load on the first login.
 
 from __future__ import annotations
 
-import getpass
 import keyword
 import os
 import time
@@ -33,12 +32,12 @@ from traitlets import Bool, Float, Integer, Unicode
 
 from .cellparams import expand_vars, parse_cell
 from .errors import AuthError, CardNotFound, LoginThrottled, MassiveError
-from .settings import ENV_PASSWORD, Settings
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
     from .client import Client
+    from .settings import Settings
 
 __all__ = ["MassiveMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -58,9 +57,13 @@ def password_prompt(message: str = "Metabase password: ") -> str:
     ``StdinNotImplementedError``; that becomes an AuthError naming the variable
     to set instead.
     """
+    import getpass
+
     try:
         return getpass.getpass(message)
     except StdinNotImplementedError as exc:
+        from .settings import ENV_PASSWORD
+
         raise AuthError(
             f"No password: this kernel cannot prompt for one. Set {ENV_PASSWORD} in the "
             "kernel's environment, or run the notebook interactively."
@@ -124,6 +127,8 @@ class MassiveMagics(Magics):
 
     def _settings(self, url: str | None, user: str | None, api_key_env: str | None) -> Settings:
         """Magic option > traitlet > environment (Settings.resolve) > default."""
+        from .settings import Settings  # platformdirs: loaded on first use, not at %load_ext
+
         var = api_key_env or self.api_key_env
         api_key = None
         if var:  # the user named the variable: the one env read outside settings.py
