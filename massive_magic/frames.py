@@ -81,6 +81,7 @@ _ARROW_ERRORS = (
 # An offset at the end of an ISO date-time or time: Z, +05, +0530, +05:30.
 _OFFSET = r"(?:Z|[+-]\d\d(?::?\d\d)?)$"
 _HAS_OFFSET = r"\d\d:\d\d(?::\d\d(?:\.\d*)?)?" + _OFFSET
+_HAS_OFFSET_RE = re.compile(_HAS_OFFSET)
 _INTEGER_TEXT = re.compile(r"[+-]?\d+")
 
 
@@ -326,14 +327,18 @@ class _DateTime(_Converter):
     def strings(self, arr: pa.Array, col: _Column) -> Any:
         if arr.null_count == len(arr):
             return ("null", arr)
-        try:
-            return ("aware", arr.cast(_TS_UTC))
-        except _ARROW_ERRORS:
-            pass
-        try:
-            return ("naive", arr.cast(_TS))
-        except _ARROW_ERRORS:
-            pass
+        # A failing cast is slow (Arrow tries harder before giving up): try the
+        # kind the first value shows first.
+        sample = arr.slice(0, 64).drop_null()
+        first = (sample if len(sample) else arr.drop_null())[0].as_py()
+        kinds = [("aware", _TS_UTC), ("naive", _TS)]
+        if not _HAS_OFFSET_RE.search(first):
+            kinds.reverse()
+        for kind, target in kinds:
+            try:
+                return (kind, arr.cast(target))
+            except _ARROW_ERRORS:
+                pass
         # Mixed, or ISO forms Arrow does not read (nanoseconds, +hh:mm:ss offsets).
         has_offset = pc.match_substring_regex(arr, _HAS_OFFSET)
         aware = pc.if_else(has_offset, arr, pa.scalar(None, _STR))
