@@ -74,6 +74,8 @@ __all__ = [
 
 #: Metabase's absolute maximum for exports: Excel's row limit minus the header row.
 EXPORT_ROW_CAP = 1_048_575
+#: Row counts that mean "stopped at the export maximum" (1,048,576 before Metabase 0.38).
+_EXPORT_CAPS = frozenset({EXPORT_ROW_CAP, EXPORT_ROW_CAP + 1})
 #: Export statuses that mean "this server does not offer the api export here".
 _REFUSED = frozenset({400, 404, 405, 500, 501})
 _CHUNK = 1 << 20
@@ -117,7 +119,8 @@ def fetch_card(session: MetabaseSession, card_id: int) -> dict[str, Any]:
     """``GET /api/card/:id`` with errors that say what to do next."""
     target = QueryTarget(card_id)
     with _card_errors(session, target):
-        response = session.request("GET", f"/api/card/{card_id}")
+        # ignore_view: reading metadata should not fill the user's "recently viewed".
+        response = session.request("GET", f"/api/card/{card_id}", params={"ignore_view": "true"})
     card = _as_object(read_json(response), f"/api/card/{card_id}")
     return card
 
@@ -322,7 +325,7 @@ def run_query(
         if capped and (limit is None or limit > len(rows)):
             cols = data.get("cols") or []
             frame, source = _export(session, target, parameters, cols, timezone_name, limit, bar)
-            if limit is None and len(frame) >= EXPORT_ROW_CAP:
+            if limit is None and len(frame) in _EXPORT_CAPS:
                 truncated = True
                 warnings.warn(
                     f"{target.label} returned {len(frame):,} rows, Metabase's export maximum; "
