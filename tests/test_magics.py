@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import os
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -545,8 +548,36 @@ def test_cards_lists_what_the_user_can_read(
     assert srv.count("GET", "/api/card") == 1
 
 
+def test_cards_without_the_picker_shows_the_table(
+    ip: InteractiveShell, srv: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    login(ip, srv, monkeypatch)
+    monkeypatch.setitem(sys.modules, "massive_magic.picker", None)  # "picker.py not there"
+    result = run(ip, "%massive_cards")
+    assert result.success, result.error_in_exec
+    cards = result.result
+    assert isinstance(cards, pd.DataFrame)
+    assert demo.SEQUENCE in set(cards["id"]) and demo.RESTRICTED not in set(cards["id"])
+
+
 def test_cards_before_login(ip: InteractiveShell) -> None:
     assert "Run %massive_login first" in str(usage_error(run(ip, "%massive_cards")))
+
+
+def test_load_ext_imports_nothing_heavy(tmp_path: Any) -> None:
+    code = (
+        "import sys\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "InteractiveShell.instance().run_line_magic('load_ext', 'massive_magic')\n"
+        "heavy = ('requests', 'urllib3', 'pandas', 'pyarrow', 'ipywidgets', 'tqdm', 'orjson',"
+        " 'platformdirs', 'massive_magic.client', 'massive_magic.sandbox')\n"
+        "print(','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    env = {**os.environ, "IPYTHONDIR": str(tmp_path)}  # its history file goes there
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.strip() == ""
 
 
 def test_no_module_global_state() -> None:
