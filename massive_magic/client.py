@@ -152,6 +152,8 @@ class Client:
         cid = card_id(ref)
         _check_limit(limit)
         parameters: list[dict[str, Any]] = []
+        if params is not None and not isinstance(params, Mapping):
+            build_parameters([], params)  # raises ParameterError: not a mapping
         if params:
             card = self._card(cid, refresh=refresh)
             parameters = build_parameters(card.get("parameters") or [], params, owner=f"Card {cid}")

@@ -156,8 +156,13 @@ def build_parameters(
     ``owner`` names the card or dashboard in error messages ("Card 484").
     Parameters the user does not mention are not sent, so the card's defaults apply.
     """
-    if not values:
+    if values is None:
         return []
+    if not isinstance(values, Mapping):
+        raise ParameterError(
+            f"Parameters are a mapping of name to value, such as {{'date': 'past30days'}}, "
+            f"not {type(values).__name__}."
+        )
     built: list[dict[str, Any]] = []
     seen: dict[int, str] = {}
     for key, value in values.items():

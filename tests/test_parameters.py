@@ -170,6 +170,12 @@ def test_same_parameter_twice() -> None:
         build_parameters(DECLS, {"day": "today", "Day": "yesterday"})
 
 
+@pytest.mark.parametrize("values", [[("day", "today")], "day=today", 3])
+def test_values_must_be_a_mapping(values: Any) -> None:
+    with pytest.raises(ParameterError, match="mapping of name to value"):
+        build_parameters(DECLS, values)
+
+
 def test_empty_values_build_nothing() -> None:
     assert build_parameters(DECLS, {}) == []
     assert build_parameters(DECLS, None) == []
@@ -403,3 +409,9 @@ def test_no_params_no_declarations(srv: Any, client: Client) -> None:
     client.card(demo.ALL_TYPES)
     client.card(demo.ALL_TYPES, {})
     assert srv.count("GET") == 0
+
+
+def test_params_not_a_mapping_sends_nothing(srv: Any, client: Client) -> None:
+    with pytest.raises(ParameterError, match="mapping"):
+        client.card(demo.SEQUENCE, [("rows", 3)])  # type: ignore[arg-type]
+    assert srv.log == []
