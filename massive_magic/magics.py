@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import keyword
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,6 +43,17 @@ if TYPE_CHECKING:
 __all__ = ["MassiveMagics", "load_ipython_extension", "unload_ipython_extension"]
 
 NOT_LOGGED_IN = "Not logged in. Run %massive_login first (or %massive_login --sandbox to try)."
+
+#: The library's next steps name the Python API; in a notebook, name the magics.
+_NOTEBOOK_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"Client\.cards\(\) lists the cards you can read\."),
+        "run %massive_cards to see the cards you can read.",
+    ),
+    (re.compile(r"with params=\{\.\.\.\}"), "in the %%massive_card cell body (name = value)"),
+    (re.compile(r"Client\.card_info\(\d+\) lists the parameters\."), "%massive_cards shows them."),
+    (re.compile(r"Client\.dashboard\(\)"), "%massive_dashboard"),
+)
 
 #: Next steps added to a library message when it has none specific to notebooks.
 _HINTS: dict[type[MassiveError], str] = {
@@ -120,8 +132,10 @@ class MassiveMagics(Magics):
             yield
         except MassiveError as exc:
             message = str(exc)
+            for pattern, wording in _NOTEBOOK_WORDING:
+                message = pattern.sub(wording, message)
             hint = next((h for cls, h in _HINTS.items() if isinstance(exc, cls)), None)
-            if hint and hint not in message:
+            if hint and hint.casefold() not in message.casefold():
                 message = f"{message} {hint}"
             raise UsageError(message) from exc
 

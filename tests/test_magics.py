@@ -413,7 +413,9 @@ def test_card_before_login_with_only_an_email(
 @pytest.mark.parametrize(
     ("source", "cause", "fragment"),
     [
-        ("%massive_card 999999", errors.CardNotFound, "%massive_cards"),
+        ("%massive_card 999999", errors.CardNotFound, "%massive_cards to see the cards"),
+        (f"%massive_card {demo.REQUIRED_PARAM}", errors.QueryFailed, "%%massive_card cell body"),
+        ("%massive_card /dashboard/12", errors.BadCardRef, "%massive_dashboard"),
         (f"%massive_card {demo.RESTRICTED}", errors.AccessDenied, ""),
         (f"%massive_card {demo.BROKEN}", errors.QueryFailed, ""),
         (f"%%massive_card {demo.SEQUENCE}\nnope = 1\n", errors.ParameterError, "nope"),
@@ -441,6 +443,8 @@ def test_expected_failures_fail_the_cell_in_one_line(
         assert isinstance(error.__cause__, cause)
     assert fragment in str(error)
     assert "Traceback" not in str(error)
+    assert "Client." not in str(error)  # notebook wording: magics, not the Python API
+    assert str(error).count("%massive_cards") <= 1
 
 
 def test_a_failing_cell_stops_run_all(
