@@ -215,3 +215,23 @@ def test_progress_for_a_slow_dashboard(
         assert "Partner overview" in err and "3/3" in err and "card" in err
     else:
         assert err == ""
+
+
+def test_expired_session_renewed_once_for_concurrent_cards(srv: Any, client: Client) -> None:
+    """The session dies while the cards run: the threads renew it once, together."""
+
+    def expire(values: dict[str, Any]) -> list[list[Any]]:
+        srv.expire_sessions()
+        return [[0]]
+
+    def slow(i: int) -> Any:
+        return lambda values: (time.sleep(0.1), [[i]])[1]
+
+    ids = [srv.add_card("Expire", [("n", "type/Integer")], run=expire)]
+    ids += [srv.add_card(f"Small {i}", [("n", "type/Integer")], run=slow(i)) for i in range(1, 8)]
+    _add_dashboard(srv, 73, ids)
+    srv.reset_log()
+    result = client.dashboard(73, max_workers=3)
+    assert [df["n"].tolist() for df in result.values()] == [[i] for i in range(8)]
+    assert srv.count("POST", "/api/session") == 1
+    assert srv.count("POST", "/api/dashboard/73/*") >= 8
