@@ -501,7 +501,7 @@ def test_generated_code_yields_the_same_frame_in_ipython(
     srv: Sandbox, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("massive_magic.magics")
-    from IPython.testing import globalipapp
+    from IPython.core.interactiveshell import InteractiveShell
 
     p = CardPicker(client)
     p.select(demo.EARNINGS_FILTERED)
@@ -510,8 +510,8 @@ def test_generated_code_yields_the_same_frame_in_ipython(
 
     monkeypatch.setenv("PICKER_TEST_KEY", srv.api_key)
     monkeypatch.setenv("MASSIVE_MAGIC_CACHE_DIR", str(tmp_path / "shell-cache"))
-    globalipapp.start_ipython()  # the process-wide test shell (shared with test_magics)
-    shell = globalipapp.get_ipython()
+    created = not InteractiveShell.initialized()  # else reuse the shell other tests made
+    shell = InteractiveShell.instance()
     try:
         shell.run_line_magic("load_ext", "massive_magic")
         shell.run_line_magic("massive_login", f"--url {srv.url} --api-key-env PICKER_TEST_KEY")
@@ -525,3 +525,5 @@ def test_generated_code_yields_the_same_frame_in_ipython(
     finally:
         shell.run_line_magic("unload_ext", "massive_magic")
         shell.user_ns.pop("df", None)
+        if created:
+            InteractiveShell.clear_instance()
