@@ -67,7 +67,7 @@ def ip(
     for name in (ENV_URL, ENV_EMAIL, ENV_PASSWORD, ENV_API_KEY, ENV_MAX_SESSION_AGE, "MY_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(ENV_CACHE_DIR, str(tmp_path / "cache"))
-    srv.reset_log()
+    srv.reset()  # log, faults, throttles, extra users
     shell.config.pop("MassiveMagics", None)  # %config writes to shell.config; start clean
     shell.run_line_magic("load_ext", "massive_magic")
     yield shell
@@ -280,6 +280,28 @@ def test_option_beats_config_beats_environment(
     assert srv.url in capsys.readouterr().out
     error = usage_error(run(ip, "%massive_login --url http://127.0.0.1:9/"))  # option beats both
     assert "127.0.0.1:9" in str(error)
+
+
+def test_cache_dir_from_config(
+    ip: InteractiveShell, srv: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    configured = tmp_path / "configured-cache"
+    run(ip, f'%config MassiveMagics.cache_dir = "{configured}"')
+    login(ip, srv, monkeypatch)
+    assert [p.suffix for p in configured.iterdir() if p.suffix == ".json"] == [".json"]
+    assert not (tmp_path / "cache").exists()  # MASSIVE_MAGIC_CACHE_DIR lost to %config
+
+
+def test_timeout_from_config(
+    ip: InteractiveShell, srv: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(ip, "%config MassiveMagics.timeout = 0.3")
+    login(ip, srv, monkeypatch)
+    srv.faults.delay_next(n=10, seconds=1.0, path=f"/api/card/{demo.SEQUENCE}/query")
+    error = usage_error(run(ip, f"%massive_card {demo.SEQUENCE}"))
+    assert isinstance(error.__cause__, errors.MassiveError)
+    assert "within 0.3 s" in str(error)
+    assert "%config MassiveMagics.timeout" in str(error)
 
 
 def test_api_key_from_a_named_variable(
