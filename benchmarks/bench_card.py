@@ -247,6 +247,10 @@ def main() -> None:
         token = token_for(url)
         body = download(url, token)  # warm the server's table and the page cache
         print(f"LARGE card {demo.LARGE}: {demo.LARGE_ROWS:,} rows, api export {mb(len(body))}")
+        print(
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start "
+            "(other work on the machine makes the medians noisy)"
+        )
         del body
         with tempfile.TemporaryDirectory() as cache:
             client = Client(url, demo.DEMO_USERNAME, demo.DEMO_PASSWORD, cache_dir=cache)
