@@ -285,3 +285,18 @@ def test_empty_result_keeps_columns_and_dtypes(client: Client) -> None:
     assert len(empty) == 0
     assert list(empty.columns) == ["n", "label"]
     assert empty.dtypes.to_dict() == some.dtypes.to_dict()
+
+
+def test_password_prompt_is_asked_once_when_needed(srv: Any, tmp_path: Path) -> None:
+    asked: list[str] = []
+
+    def prompt(message: str) -> str:
+        asked.append(message)
+        return srv.password
+
+    mb = Client(srv.url, srv.username, cache_dir=tmp_path, progress=False, password_prompt=prompt)
+    assert asked == []  # constructing asks nothing
+    assert len(mb.card(demo.ALL_TYPES)) == 11
+    assert len(mb.card(demo.ALL_TYPES)) == 11
+    assert len(asked) == 1 and srv.password not in asked[0]
+    mb.close()
