@@ -520,6 +520,9 @@ class CardPicker(widgets.VBox):
     reproduces it (both None before the first load); ``.cards`` the card list.
     """
 
+    #: The list shows at most this many matches; the status line says how many there are.
+    max_results = 500
+
     def __init__(
         self,
         client: Client,
@@ -742,7 +745,8 @@ class CardPicker(widgets.VBox):
         return f"{card.get('name', '?')}{where}  (#{card.get('id')})"
 
     def _update_results(self, text: str) -> None:
-        options = self.filter(text)
+        found = self.filter(text)
+        options = found[: self.max_results]  # a huge <select> makes the front end sluggish
         keep = self.results.value if self.results.value in [v for _, v in options] else None
         self._quiet = True  # a Select picks its first option when options change: not a choice
         try:
@@ -751,9 +755,12 @@ class CardPicker(widgets.VBox):
             self.results.rows = max(3, min(8, len(options)))
         finally:
             self._quiet = False
-        count = len(options)
+        count = len(found)
         verb = "card matches" if count == 1 else "cards match"
-        self._set_status(f"{count} {verb}" if text else "")
+        message = f"{count:,} {verb}" if text else ""
+        if count > len(options):
+            message = f"{message or f'{count:,} cards'}; showing {len(options):,}, type to narrow"
+        self._set_status(message)
 
     def _show_card(self, info: dict[str, Any]) -> None:
         self.card = info

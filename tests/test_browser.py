@@ -3,9 +3,12 @@
 The test starts ``jupyter lab`` on 127.0.0.1 (free port, a token, temp root,
 config, data, IPython and cache directories), opens ``tests/browser/picker.ipynb``
 (``%load_ext massive_magic``, ``%massive_login --sandbox``, ``%massive_cards``),
-runs it, types into the picker's search box, selects a card, clicks Load and
-checks that the pandas table rendered. A screenshot goes to
-``artifacts/browser/picker.png`` under the repository root.
+runs it and uses the picker as a person would: search, select, Load. It checks
+a failing card (one short line, no traceback), a long load (the progress bar, then
+the table), a filtered card (two countries picked in the list; the pandas table
+shows only them), and "Copy as code": the ``%%massive_card`` cell arrives as a new
+cell after the next executed cell, and running it gives the same 310 rows. A
+screenshot goes to ``artifacts/browser/picker.png`` under the repository root.
 
 Skipped only when ``/usr/bin/chromium`` is missing *and* ``CI`` is unset: in CI
 a missing browser is a failure. Never runs ``playwright install``.
@@ -255,6 +258,19 @@ def test_picker_loads_a_card_in_jupyterlab(jupyter_lab: tuple[str, str]) -> None
                     "() => window.jupyterapp.shell.currentWidget.content.widgets"
                     ".some(c => c.model.sharedModel.getSource()"
                     ".startsWith('%%massive_card 497 -o df'))"
+                )
+                # ... and that cell reproduces the frame without the widget
+                page.evaluate(
+                    "async () => {"
+                    " const app = window.jupyterapp;"
+                    " const nb = app.shell.currentWidget.content;"
+                    " nb.activeCellIndex = nb.widgets.findIndex(c =>"
+                    "   c.model.sharedModel.getSource().startsWith('%%massive_card 497'));"
+                    " await app.commands.execute('notebook:run-cell');"
+                    "}"
+                )
+                expect(page.locator(".jp-OutputArea-output").last).to_contain_text(
+                    "df: 310 rows x 6 columns"
                 )
                 # frame the picker for the screenshot
                 page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")

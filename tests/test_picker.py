@@ -96,6 +96,23 @@ def test_search_filters_by_name_and_collection(
     assert f"{len(expected)} {noun}" in picker.status.value
 
 
+def test_the_list_is_capped_and_says_so(client: Client) -> None:
+    class Small(CardPicker):
+        max_results = 2
+
+    p = Small(client)
+    total = len(p.cards)
+    assert total > 2
+    assert len(p.results.options) == 2
+    assert f"{total} cards; showing 2, type to narrow" in p.status.value
+    p.search.value = "qa"
+    assert len(p.results.options) == 2
+    assert "3 cards match; showing 2, type to narrow" in p.status.value
+    p.search.value = "qa seq"
+    assert [v for _, v in p.results.options] == [demo.SEQUENCE]
+    assert "1 card matches<" in p.status.value
+
+
 def test_search_keeps_the_selection_while_it_still_matches(picker: CardPicker) -> None:
     picker.results.value = demo.SEQUENCE
     picker.search.value = "seq"
