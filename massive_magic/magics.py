@@ -250,10 +250,14 @@ class MassiveMagics(Magics):
         never lands in the notebook or in IPython's history. Sessions are cached on
         disk for their whole lifetime (14 days by default), across kernels.
 
+        Prints one line: who is logged in where, and until when the session holds.
+
         Examples::
 
             %massive_login --user ana@partner.com
             %massive_login --sandbox        # a local demo server, no account needed
+            %massive_login --api-key-env TEAM_METABASE_KEY
+            %config MassiveMagics.user = "ana@partner.com"   # then just %massive_login
         """
         args = parse_argstring(self.massive_login, line)
         with self._translate():
@@ -369,6 +373,9 @@ class MassiveMagics(Magics):
     @line_magic
     def massive_cards(self, line: str) -> Any:
         """Show the cards you can read (a searchable picker where widgets work).
+
+        Pick a card, fill in its filters and load it, or insert the matching
+        %%massive_card cell. Without the picker, the list is a DataFrame.
 
         Example::
 
