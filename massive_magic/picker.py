@@ -8,7 +8,8 @@
     one input per parameter (date pickers, text/number boxes, dropdowns)
     [Load] [Copy as code]  status
     [code box: the %%massive_card cell that reproduces the selection]
-    [output area: first rows, progress, or a short error message]
+    progress bar and warnings of the last load
+    [output area: the first rows, or a short error message]
 
 Only stock ipywidgets are used (no custom front-end code), so the picker renders
 wherever ipywidgets does. The card list is fetched once; card metadata on
@@ -62,18 +63,10 @@ _LABEL_LAYOUT = {"width": "11em"}
 
 
 def _plain(obj: Any) -> dict[str, Any]:
-    """A card or card list entry as a dict, whatever shape the client returns it in."""
+    """Card metadata (``Client.card_info`` returns a dict) as a plain dict."""
     if isinstance(obj, Mapping):
         return dict(obj)
-    for attr in ("to_dict", "_asdict"):
-        method = getattr(obj, attr, None)
-        if callable(method):
-            value = method()
-            if isinstance(value, Mapping):
-                return dict(value)
-    if hasattr(obj, "__dict__"):
-        return {k: v for k, v in vars(obj).items() if not k.startswith("_")}
-    raise TypeError(f"Cannot read card metadata from {type(obj).__name__}")
+    raise TypeError(f"Expected card metadata as a mapping, got {type(obj).__name__}")
 
 
 def _records(cards: Any) -> list[dict[str, Any]]:
