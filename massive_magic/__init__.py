@@ -42,8 +42,8 @@ from .errors import (
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
+    from .card_picker import CardPicker, picker
     from .client import Client
-    from .picker import CardPicker, picker
 
 __version__ = "0.1.0"
 
@@ -74,8 +74,8 @@ __all__ = [
 
 _LAZY = {
     "Client": "client",
-    "CardPicker": "picker",
-    "picker": "picker",
+    "CardPicker": "card_picker",
+    "picker": "card_picker",
 }
 
 

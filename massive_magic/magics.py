@@ -372,10 +372,11 @@ class MassiveMagics(Magics):
     @no_var_expand
     @line_magic
     def massive_cards(self, line: str) -> Any:
-        """Show the cards you can read (a searchable picker where widgets work).
+        """Show the cards you can read in a searchable picker.
 
-        Pick a card, fill in its filters and load it, or insert the matching
-        %%massive_card cell. Without the picker, the list is a DataFrame.
+        Search by name or collection, pick a card, fill in its filters and load
+        it, or copy the matching %%massive_card cell into the notebook.
+        ``massive_magic.Client().cards()`` gives the same list as a DataFrame.
 
         Example::
 
@@ -383,12 +384,8 @@ class MassiveMagics(Magics):
         """
         client = self._current_client()
         with self._translate():
-            try:
-                from .picker import picker
-            except ModuleNotFoundError as exc:  # picker not installed in this build
-                if exc.name != f"{__package__}.picker":
-                    raise
-                return client.cards()
+            from .card_picker import picker
+
             return picker(client, set_next_input=self.shell.set_next_input)
 
 

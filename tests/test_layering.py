@@ -38,8 +38,8 @@ ALLOWED: dict[str, set[str]] = {
         "cards",
         "token_store",
     },
-    "magics": {"errors", "settings", "refs", "cellparams", "client", "picker", "sandbox"},
-    "picker": {"errors", "refs", "client", "cellparams"},
+    "magics": {"errors", "settings", "refs", "cellparams", "client", "card_picker", "sandbox"},
+    "card_picker": {"errors", "refs", "client", "cellparams"},
     "cli": {"errors", "settings", "sandbox", "client"},
 }
 
@@ -48,7 +48,7 @@ HOMES: dict[str, set[str]] = {
     "requests": {"session"},
     "urllib3": {"session"},
     "IPython": {"magics"},
-    "ipywidgets": {"picker"},
+    "ipywidgets": {"card_picker"},
     "nbclient": {"cli"},
 }
 

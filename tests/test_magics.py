@@ -574,18 +574,6 @@ def test_cards_lists_what_the_user_can_read(
     assert srv.count("GET", "/api/card") == 1
 
 
-def test_cards_without_the_picker_shows_the_table(
-    ip: InteractiveShell, srv: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    login(ip, srv, monkeypatch)
-    monkeypatch.setitem(sys.modules, "massive_magic.picker", None)  # "picker.py not there"
-    result = run(ip, "%massive_cards")
-    assert result.success, result.error_in_exec
-    cards = result.result
-    assert isinstance(cards, pd.DataFrame)
-    assert demo.SEQUENCE in set(cards["id"]) and demo.RESTRICTED not in set(cards["id"])
-
-
 def test_cards_before_login(ip: InteractiveShell) -> None:
     assert "Run %massive_login first" in str(usage_error(run(ip, "%massive_cards")))
 

@@ -26,8 +26,8 @@ from massive_magic import (
     Client,
     QueryFailed,
 )
+from massive_magic.card_picker import CardPicker, _make_input, format_cell
 from massive_magic.cellparams import parse_cell
-from massive_magic.picker import CardPicker, _make_input, format_cell
 from massive_magic.sandbox import Sandbox, demo
 
 #: Cards in the demo catalogue by collection, as the search box should find them.
@@ -463,13 +463,12 @@ def test_a_refused_login_still_gives_a_widget(srv: Sandbox, tmp_path: Path) -> N
     assert "wrong password" not in _error_text(p)
 
 
-def test_massive_magic_picker_is_callable_after_the_submodule_was_imported() -> None:
-    """``import massive_magic.picker`` binds the submodule to the package attribute
-    ``picker``; the module is callable so that ``massive_magic.picker(client)`` still works."""
-    import massive_magic.picker as module
+def test_massive_magic_picker_stays_the_function_after_the_widget_module_loads() -> None:
+    """The widget lives in ``card_picker`` so that importing it never rebinds the
+    package attribute ``massive_magic.picker`` (the function) to a module."""
+    import massive_magic.card_picker as module
 
-    assert massive_magic.picker is module or massive_magic.picker is module.picker
-    assert callable(massive_magic.picker)
+    assert massive_magic.picker is module.picker
     assert module.CardPicker is massive_magic.CardPicker
 
 

@@ -33,8 +33,6 @@ import html
 import json
 import math
 import re
-import sys
-import types
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -839,20 +837,3 @@ def picker(
 
         client = Client()
     return CardPicker(client, set_next_input=set_next_input)
-
-
-class _CallableModule(types.ModuleType):
-    """Importing ``massive_magic.picker`` (the module) rebinds the package attribute
-    ``massive_magic.picker`` from the function to this module; calling the module
-    calls :func:`picker`, so ``massive_magic.picker(client)`` works either way."""
-
-    def __call__(
-        self,
-        client: Client | None = None,
-        *,
-        set_next_input: Callable[[str], Any] | None = None,
-    ) -> CardPicker:
-        return picker(client, set_next_input=set_next_input)
-
-
-sys.modules[__name__].__class__ = _CallableModule
