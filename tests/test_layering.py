@@ -1,6 +1,6 @@
 """Imports point one way, and each third-party library has one home.
 
-The layer order is the one in ``shared/design.md``; a module may import only
+The layer order is the one in ``docs/design.md``; a module may import only
 modules to its left. Checked statically with ``ast`` so that lazy imports inside
 functions count too.
 """

@@ -5,7 +5,7 @@
         srv.url, srv.username, srv.password, srv.api_key
         srv.faults.fail_next()          # the next request gets a 502 page from "nginx"
 
-It answers the endpoints the client uses exactly as ``/work/shared/metabase-api.md``
+It answers the endpoints the client uses exactly as ``docs/metabase-api.md``
 describes Metabase v0.56 (status codes, body shapes, row caps, value formats, login
 throttling) and keeps a log of every request so tests can count round trips.
 Faults, the clock and helpers are reachable from Python only, never over HTTP.
