@@ -41,28 +41,35 @@ def _path_segments(ref: str) -> list[str] | None:
     return None
 
 
-def card_id(ref: object) -> int:
-    """The card id in ``ref``; raises :class:`BadCardRef` with a hint otherwise."""
-    if isinstance(ref, bool):
-        raise BadCardRef(f"{ref!r} is not a card reference. {_HINT}")
+def _find_id(ref: object, kinds: tuple[str, ...], noun: str, hint: str) -> tuple[int | None, str]:
+    """The id in ``ref``: a positive int, ``"484"``/``"484-slug"``, or the segment after
+    one of ``kinds`` in a URL. ``(None, text)`` for a URL without one, so the caller can
+    say what the URL is instead."""
+    if isinstance(ref, bool) or not isinstance(ref, (int, str)):
+        raise BadCardRef(f"{ref!r} is not a {noun} reference. {hint}")
     if isinstance(ref, int):
         if ref > 0:
-            return ref
-        raise BadCardRef(f"Card ids are positive integers, not {ref}. {_HINT}")
-    if not isinstance(ref, str):
-        raise BadCardRef(f"{ref!r} is not a card reference. {_HINT}")
+            return ref, str(ref)
+        raise BadCardRef(f"{noun.capitalize()} ids are positive integers, not {ref}. {hint}")
     text = ref.strip()
     segments = _path_segments(text)
     if segments is None:
         found = _leading_id(text)
         if found is None:
-            raise BadCardRef(f"{text!r} is not a card reference. {_HINT}")
-        return found
+            raise BadCardRef(f"{text!r} is not a {noun} reference. {hint}")
+        return found, text
     for kind, value in pairwise(segments):
-        if kind in _CARD_KINDS:
-            found = _leading_id(value)
-            if found is not None:
-                return found
+        if kind in kinds and (found := _leading_id(value)) is not None:
+            return found, text
+    return None, text
+
+
+def card_id(ref: object) -> int:
+    """The card id in ``ref``; raises :class:`BadCardRef` with a hint otherwise."""
+    found, text = _find_id(ref, _CARD_KINDS, "card", _HINT)
+    if found is not None:
+        return found
+    segments = _path_segments(text) or []
     if "dashboard" in segments:
         raise BadCardRef(
             f"{text!r} is a dashboard, not a card. Open the card itself on the dashboard "
@@ -79,24 +86,9 @@ def card_id(ref: object) -> int:
 def dashboard_id(ref: object) -> int:
     """The dashboard id in ``ref`` (an id, ``"12-slug"`` or a ``/dashboard/12`` URL)."""
     hint = "Use a dashboard id (12) or the dashboard's URL ('https://…/dashboard/12-overview')."
-    if isinstance(ref, bool) or not isinstance(ref, (int, str)):
-        raise BadCardRef(f"{ref!r} is not a dashboard reference. {hint}")
-    if isinstance(ref, int):
-        if ref > 0:
-            return ref
-        raise BadCardRef(f"Dashboard ids are positive integers, not {ref}. {hint}")
-    text = ref.strip()
-    segments = _path_segments(text)
-    if segments is None:
-        found = _leading_id(text)
-        if found is None:
-            raise BadCardRef(f"{text!r} is not a dashboard reference. {hint}")
+    found, text = _find_id(ref, ("dashboard",), "dashboard", hint)
+    if found is not None:
         return found
-    for kind, value in pairwise(segments):
-        if kind == "dashboard":
-            found = _leading_id(value)
-            if found is not None:
-                return found
-    if any(kind in _CARD_KINDS for kind in segments):
+    if any(kind in _CARD_KINDS for kind in _path_segments(text) or []):
         raise BadCardRef(f"{text!r} is a card, not a dashboard. Use Client.card() for it.")
     raise BadCardRef(f"Cannot find a dashboard id in {text!r}. {hint}")
