@@ -121,6 +121,12 @@ def _first_value_not(values: Sequence[Any], kinds: tuple[type, ...]) -> Any:
     return next((v for v in values if v is not None and type(v) not in kinds), None)
 
 
+def _is_text(arr: pa.Array) -> bool:
+    """Strings, or nothing but nulls (which any type can take)."""
+    kind = arr.type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)
+
+
 def _to_strings(values: Sequence[Any], col: _Column) -> pa.Array:
     try:
         return pa.array(values, type=_STR)
@@ -134,13 +140,20 @@ class _Converter:
 
     ``values`` receives a column of the JSON rows (a tuple of Python objects),
     ``strings`` the same column read from a CSV export (an Arrow string array,
-    empty cells null). ``finish`` also works with no chunks (zero rows).
+    empty cells null), ``arrow`` a column of JSON rows stored before the types
+    were known (an Arrow array of the type Arrow inferred: null, bool, int64,
+    double or string; see ``_untyped``). ``finish`` also works with no chunks
+    (zero rows).
     """
 
     warn = False
 
     def values(self, values: Sequence[Any], col: _Column) -> Any:
         return self.strings(_to_strings(values, col), col)
+
+    def arrow(self, arr: pa.Array, col: _Column) -> Any:
+        """The exact Python values again: every check of ``values`` applies."""
+        return self.values(arr.to_pylist(), col)
 
     def strings(self, arr: pa.Array, col: _Column) -> Any:
         raise NotImplementedError
@@ -162,6 +175,22 @@ class _Integer(_Converter):
         if pa.types.is_null(arr.type):
             return arr.cast(pa.int64())
         return self._mixed(values, col)
+
+    def arrow(self, arr: pa.Array, col: _Column) -> Any:
+        kind = arr.type
+        if pa.types.is_int64(kind):
+            return arr
+        if pa.types.is_null(kind):
+            return arr.cast(pa.int64())
+        if pa.types.is_float64(kind):  # only floats (see _untyped): each must be whole
+            floats = arr.to_numpy(zero_copy_only=False)  # nulls -> NaN
+            valid = ~np.isnan(floats)
+            whole = (np.floor(floats) == floats) & (np.abs(floats) <= 2.0**53)
+            if not whole[valid].all():
+                bad = floats[valid & ~whole][0].item()
+                raise col.error("a value that is not an integer", repr(bad))
+            return arr.cast(pa.int64())
+        return super().arrow(arr, col)
 
     def _mixed(self, values: Sequence[Any], col: _Column) -> Any:
         n = len(values)
@@ -250,6 +279,17 @@ class _Float(_Converter):
             )
         return pa.array(out, mask=is_none)
 
+    def arrow(self, arr: pa.Array, col: _Column) -> Any:
+        kind = arr.type
+        if pa.types.is_float64(kind) or pa.types.is_null(kind):
+            return arr.cast(pa.float64())
+        if pa.types.is_int64(kind):
+            try:
+                return arr.cast(pa.float64())  # refuses ints that float64 would round
+            except _ARROW_ERRORS:
+                pass
+        return super().arrow(arr, col)
+
     def strings(self, arr: pa.Array, col: _Column) -> Any:
         try:
             return arr.cast(pa.float64())
@@ -272,6 +312,11 @@ class _Boolean(_Converter):
             bad = _first_value_not(values, (bool,))
             raise col.error("a value that is not a boolean", repr(bad)) from None
 
+    def arrow(self, arr: pa.Array, col: _Column) -> Any:
+        if pa.types.is_boolean(arr.type) or pa.types.is_null(arr.type):
+            return arr.cast(pa.bool_())
+        return super().arrow(arr, col)
+
     def strings(self, arr: pa.Array, col: _Column) -> Any:
         try:
             return arr.cast(pa.bool_())
@@ -288,6 +333,11 @@ class _Text(_Converter):
     def values(self, values: Sequence[Any], col: _Column) -> Any:
         return _to_strings(values, col)
 
+    def arrow(self, arr: pa.Array, col: _Column) -> Any:
+        if _is_text(arr):
+            return arr.cast(_STR)  # new offsets, the same character data
+        return super().arrow(arr, col)
+
     def strings(self, arr: pa.Array, col: _Column) -> Any:
         return arr
 
@@ -296,7 +346,16 @@ class _Text(_Converter):
         return pd.StringDtype("pyarrow").__from_arrow__(pa.chunked_array(chunks, type=_STR))
 
 
-class _Date(_Converter):
+class _Parsed(_Converter):
+    """Values written as text (dates, date-times, times): parsed by ``strings``."""
+
+    def arrow(self, arr: pa.Array, col: _Column) -> Any:
+        if _is_text(arr):
+            return self.strings(arr.cast(_STR), col)
+        return super().arrow(arr, col)
+
+
+class _Date(_Parsed):
     """The first 10 characters, ``YYYY-MM-DD``, as written: no time zone arithmetic."""
 
     _ENDS = pa.array(["", "T", " "], type=_STR)
@@ -316,7 +375,7 @@ class _Date(_Converter):
         return pa.chunked_array(chunks, type=pa.date32()).cast(_TS).to_numpy()
 
 
-class _DateTime(_Converter):
+class _DateTime(_Parsed):
     """Instants with offsets -> tz-aware in the results timezone; no offsets -> naive.
 
     A chunk is ``(kind, array)``: ``"aware"`` (timestamp[us, UTC]), ``"naive"``
@@ -404,7 +463,7 @@ class _DateTime(_Converter):
         return pa.chunked_array([arr.cast(_TS) for _, arr in chunks], type=_TS).to_numpy()
 
 
-class _Time(_Converter):
+class _Time(_Parsed):
     """Wall-clock time of day as written; the offset Metabase appends is dropped."""
 
     _EPOCH = pa.scalar("1970-01-01T", type=_STR)
@@ -551,6 +610,53 @@ def _check_timezone(zone: str | None) -> str | None:
     return zone
 
 
+#: Leading values looked at to spot a JSON column (objects, arrays) before Arrow infers.
+_PEEK = 16
+
+
+def _untyped(values: Sequence[Any]) -> Any:
+    """One column of a batch, stored compactly before its Metabase type is known.
+
+    An Arrow array of the inferred type when that loses nothing: null, bool,
+    int64, string, or double when every value is a float (Arrow would turn ints
+    into floats, and True into 1.0). Otherwise the values themselves: JSON
+    objects and arrays (Arrow would make structs and lists of them), integers
+    beyond 64 bits, mixed kinds. The column's converter checks either later.
+    """
+    head = [v for v in values[:_PEEK] if v is not None]
+    if head and isinstance(head[0], (dict, list)):
+        return values
+    try:
+        arr = pa.array(values)
+    except _ARROW_ERRORS:
+        return values
+    kind = arr.type
+    if pa.types.is_floating(kind):
+        if not set(map(type, values)) <= {float, type(None)}:
+            return values
+    elif pa.types.is_string(kind):
+        return _compact_text(arr)
+    elif not (pa.types.is_int64(kind) or pa.types.is_boolean(kind) or pa.types.is_null(kind)):
+        return values  # nested (dicts, lists), or anything unforeseen
+    return arr
+
+
+def _compact_text(arr: pa.Array) -> pa.Array:
+    """Repetitive text (dates as text, countries, app names) dictionary-encoded.
+
+    Date-times and dates arrive as ~25-byte strings and end as 8-byte values;
+    until the types are known, encoding the repetitive ones keeps the stored
+    batches below the size of the final frame.
+    """
+    if len(arr) < 256:
+        return arr
+    sample = arr.slice(0, 2048)
+    if pc.count_distinct(sample, mode="all").as_py() * 2 > len(sample):
+        return arr  # mostly distinct: the dictionary would not pay
+    encoded = pc.dictionary_encode(arr)
+    return encoded if encoded.nbytes < arr.nbytes else arr
+
+
 class FrameBuilder:
     """Collects row batches and builds one typed DataFrame.
 
@@ -558,14 +664,36 @@ class FrameBuilder:
     ``data.results_timezone`` (date-times are shown in it). ``add_rows``
     converts each batch to column arrays at once, so the batch's Python objects
     can be freed before the next one is parsed.
+
+    ``cols=None`` defers the typing, for the ``api`` export, whose ``cols`` come
+    after the rows: each batch is stored column by column as compact Arrow
+    arrays of inferred type (Python values only where inference would change
+    them, see ``_untyped``), and ``build(cols, results_timezone=...)`` converts
+    them with the same ``TYPE_TABLE`` converters.
     """
 
-    def __init__(self, cols: list[dict[str, Any]], *, results_timezone: str | None = None) -> None:
+    def __init__(
+        self, cols: list[dict[str, Any]] | None = None, *, results_timezone: str | None = None
+    ) -> None:
+        self._cols: list[dict[str, Any]] = []
+        self._names: list[str] = []
+        self._columns: list[_Column] = []
+        self._converters: list[_Converter] | None = None
+        self._chunks: list[list[Any]] = []
+        self._width: int | None = None
+        self._deferred = cols is None
+        self._row_count = 0
+        self._built = False
+        if cols is not None:
+            self._set_columns(cols, results_timezone)
+            self._width = len(self._cols)
+            self._chunks = [[] for _ in self._cols]
+
+    def _set_columns(self, cols: list[dict[str, Any]], results_timezone: str | None) -> None:
         zone = _check_timezone(results_timezone)
         self._cols = list(cols)
         self._names = [_column_name(col, i) for i, col in enumerate(self._cols)]
-        self._columns: list[_Column] = []
-        self._converters: list[_Converter] = []
+        converters: list[_Converter] = []
         for name, col in zip(self._names, self._cols, strict=True):
             kind = _column_type(col)
             converter = TYPE_TABLE.get(kind, _UNKNOWN)
@@ -574,13 +702,11 @@ class FrameBuilder:
                     f"Column {name!r} has the Metabase type {kind!r}, which massive-magic "
                     "does not know; its values are kept as they are (object dtype).",
                     UnknownTypeWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
             self._columns.append(_Column(name, kind, zone))
-            self._converters.append(converter)
-        self._chunks: list[list[Any]] = [[] for _ in self._cols]
-        self._row_count = 0
-        self._built = False
+            converters.append(converter)
+        self._converters = converters
 
     @property
     def row_count(self) -> int:
@@ -589,17 +715,17 @@ class FrameBuilder:
 
     @property
     def names(self) -> list[str]:
-        """The DataFrame's column names, in order."""
+        """The DataFrame's column names, in order (empty while the columns are unknown)."""
         return list(self._names)
 
     def add_rows(self, rows: list[list[Any]]) -> None:
-        """Convert one batch of rows (positional by ``cols``) into column chunks."""
+        """Convert (or, without ``cols``, store) one batch of rows, positional by column."""
         self._check_open()
         if not rows:
             return
-        width = len(self._cols)
         if not set(map(type, rows)) <= {list, tuple}:
             raise ResponseError("The answer's rows are not lists; check the card in Metabase.")
+        width = len(rows[0]) if self._width is None else self._width
         try:
             with _gc_paused():
                 # zip is the fastest transposition; its iterator per row only costs
@@ -613,13 +739,21 @@ class FrameBuilder:
                 f"A row has {other} values but the result has {width} columns; "
                 "check the card in Metabase."
             )
+        if self._width is None:
+            self._width = width
+            self._chunks = [[] for _ in range(width)]
+        converters = self._converters
         for k, values in enumerate(columns):
-            self._chunks[k].append(self._converters[k].values(values, self._columns[k]))
+            if converters is None:
+                self._chunks[k].append(_untyped(values))
+            else:
+                self._chunks[k].append(converters[k].values(values, self._columns[k]))
         self._row_count += len(rows)
 
     def _add_strings(self, arrays: list[pa.Array], count: int) -> None:
         """Add one batch of CSV columns (Arrow strings, empty cells null)."""
         self._check_open()
+        assert self._converters is not None, "the CSV path knows its columns"
         for k, arr in enumerate(arrays):
             self._chunks[k].append(self._converters[k].strings(arr, self._columns[k]))
         self._row_count += count
@@ -628,17 +762,49 @@ class FrameBuilder:
         if self._built:
             raise RuntimeError("FrameBuilder.build() was called already; use a new builder.")
 
-    def build(self) -> pd.DataFrame:
+    def build(
+        self,
+        cols: list[dict[str, Any]] | None = None,
+        *,
+        results_timezone: str | None = None,
+    ) -> pd.DataFrame:
         """The DataFrame: columns named by Metabase ``name``, typed per ``TYPE_TABLE``.
 
-        Call it once: the chunks are released as the columns are made, so the
-        peak stays near one DataFrame plus one column.
+        ``cols`` and ``results_timezone`` are given here, and only here, when the
+        builder was made without ``cols``. Call it once: the chunks are released
+        as the columns are made, so the peak stays near one DataFrame plus one
+        column.
         """
         self._check_open()
+        if self._deferred:
+            if cols is None:
+                raise TypeError("FrameBuilder(cols=None).build() needs the columns: build(cols).")
+            if self._width is None:  # no rows: the columns decide
+                self._width = len(cols)
+                self._chunks = [[] for _ in cols]
+            elif self._width != len(cols):
+                raise ResponseError(
+                    f"The rows have {self._width} values but the result has {len(cols)} "
+                    "columns; check the card in Metabase."
+                )
+            self._set_columns(cols, results_timezone)
+        elif cols is not None:
+            raise TypeError("This FrameBuilder has its columns already: call build().")
+        assert self._converters is not None
         self._built = True
         arrays: dict[int, Any] = {}
         for k, converter in enumerate(self._converters):
-            array = converter.finish(self._chunks[k], self._columns[k])
+            chunks = self._chunks[k]
+            if self._deferred:
+                column = self._columns[k]
+                for i, raw in enumerate(chunks):  # convert in place: each raw chunk goes
+                    if isinstance(raw, pa.Array):
+                        if pa.types.is_dictionary(raw.type):
+                            raw = raw.dictionary_decode()
+                        chunks[i] = converter.arrow(raw, column)
+                    else:
+                        chunks[i] = converter.values(raw, column)
+            array = converter.finish(chunks, self._columns[k])
             if isinstance(array, np.ndarray) and array.dtype == object:
                 array = pd.Series(array, dtype=object, copy=False)  # not inferred as str
             arrays[k] = array

@@ -12,7 +12,13 @@ import pyarrow as pa
 import pytest
 
 from massive_magic.errors import MassiveWarning, QueryFailed, ResponseError, UnknownTypeWarning
-from massive_magic.frames import TYPE_TABLE, FrameBuilder, frame_from_csv, frame_from_result
+from massive_magic.frames import (
+    TYPE_TABLE,
+    FrameBuilder,
+    _untyped,
+    frame_from_csv,
+    frame_from_result,
+)
 
 UTC = dt.timezone.utc
 NY = "America/New_York"
@@ -360,6 +366,220 @@ def test_unknown_results_timezone_falls_back_to_utc_with_a_warning() -> None:
     with pytest.warns(MassiveWarning, match="Mars/Olympus"):
         series = one_column("type/DateTime", ["2024-01-15T10:30:00Z"], tz="Mars/Olympus")
     assert str(series.dtype) == "datetime64[us, UTC]"
+
+
+# -- deferred typing: the api export sends cols after the rows ------------------------------
+
+
+def deferred(
+    cols: list[dict], rows: list[list[Any]], tz: str | None = None, batch: int = 2
+) -> pd.DataFrame:
+    """Rows added in batches before the columns are known, as from the api export."""
+    builder = FrameBuilder()
+    for start in range(0, len(rows), batch):
+        builder.add_rows(rows[start : start + batch])
+    assert builder.row_count == len(rows)
+    return builder.build(cols, results_timezone=tz)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 100])
+@pytest.mark.parametrize(("kind", "values", "dtype", "expected"), CASES)
+def test_deferred_typing_equals_the_eager_path(
+    kind: str, values: list[Any], dtype: str, expected: list[Any] | None, batch: int
+) -> None:
+    cols = [col("x", kind)]
+    rows = [[v] for v in values]
+    got = deferred(cols, rows, tz=NY, batch=batch)
+    want = frame_from_result({"cols": cols, "rows": rows, "results_timezone": NY})
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert str(got["x"].dtype) == dtype
+    if expected is None:  # object columns: values unchanged
+        assert got["x"].tolist() == values
+        assert [type(v) for v in got["x"]] == [type(v) for v in values]
+
+
+@pytest.mark.parametrize(
+    ("kind", "values"),
+    [
+        ("type/DateTimeWithLocalTZ", ["2024-01-15T05:30:00-05:00", None, "2024-07-01T12:00:00Z"]),
+        ("type/DateTime", ["2024-01-15T10:30:00", None, "2024-01-15"]),
+        ("type/DateTime", ["2024-01-15T10:30:00-05:00", "2024-01-15T10:30:00", None]),
+        ("type/Time", ["10:30:00Z", None]),
+        ("type/TimeWithTZ", ["10:30:00+02:00", None]),
+    ],
+)
+def test_deferred_temporal_columns(kind: str, values: list[Any]) -> None:
+    cols = [col("x", kind)]
+    rows = [[v] for v in values]
+    whole = frame_from_result({"cols": cols, "rows": rows, "results_timezone": NY})
+    for batch in (1, 2, 3):
+        pd.testing.assert_frame_equal(deferred(cols, rows, tz=NY, batch=batch), whole)
+
+
+def test_deferred_json_values_are_the_same_objects() -> None:
+    doc, items = {"a": [1, 2], "b": {"c": None}}, [1, "x", {"k": 2}]
+    values = [doc, items, '{"a": 1}', None, 3, 2.5, True, [], {}]
+    rows = [[v] for v in values]
+    for batch in (1, 2, len(rows)):
+        frame = deferred([col("j", "type/JSON")], rows, batch=batch)
+        assert frame["j"].dtype == object
+        assert frame["j"].tolist() == values
+        assert [type(v) for v in frame["j"]] == [type(v) for v in values]
+    frame = deferred([col("j", "type/JSON")], rows, batch=len(rows))
+    assert frame["j"].iloc[0] is doc and frame["j"].iloc[1] is items
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [{"a": 1}, {"a": 2}],  # Arrow would make a struct column
+        [[1, 2], [3]],  # ... a list column
+        [None, {"a": 1}],
+        [1, 2.5],  # ... floats of the ints
+        [1.5, True],  # ... 1.0 of True
+        [1, "a"],
+        [2**64, 1],  # beyond int64
+    ],
+)
+def test_untyped_keeps_values_arrow_would_change(values: list[Any]) -> None:
+    stored = _untyped(tuple(values))
+    assert not isinstance(stored, pa.Array)
+    assert list(stored) == values
+
+
+@pytest.mark.parametrize(
+    ("values", "arrow_type"),
+    [
+        ([1, None, -(2**63)], pa.int64()),
+        ([1.5, None, 2.0], pa.float64()),
+        (["a", None, ""], pa.string()),
+        ([True, None, False], pa.bool_()),
+        ([None, None], pa.null()),
+    ],
+)
+def test_untyped_stores_plain_columns_as_arrow(values: list[Any], arrow_type: pa.DataType) -> None:
+    stored = _untyped(tuple(values))
+    assert isinstance(stored, pa.Array) and stored.type == arrow_type
+    assert stored.to_pylist() == values
+
+
+@pytest.mark.parametrize("kind", ["type/Text", "type/Date", "type/DateTimeWithLocalTZ"])
+def test_deferred_repetitive_text_is_stored_encoded(kind: str) -> None:
+    """Dates as text and other repeated strings wait dictionary-encoded, then convert alike."""
+    days = [f"2024-01-{1 + i % 7:02d}T00:00:00+01:00" for i in range(3_000)]
+    rows = [[None if i % 13 == 0 else day] for i, day in enumerate(days)]
+    builder = FrameBuilder()
+    builder.add_rows(rows)
+    [stored] = builder._chunks[0]
+    assert pa.types.is_dictionary(stored.type)
+    assert stored.nbytes < pa.array(days).nbytes / 2
+    frame = builder.build([col("x", kind)], results_timezone=NY)
+    want = frame_from_result({"cols": [col("x", kind)], "rows": rows, "results_timezone": NY})
+    pd.testing.assert_frame_equal(frame, want, check_exact=True)
+    unique = [[f"id-{i}"] for i in range(3_000)]  # distinct text stays plain
+    assert not pa.types.is_dictionary(_untyped(tuple(r[0] for r in unique)).type)
+
+
+def test_deferred_integers_beyond_64_bits() -> None:
+    rows = [[1], [2**64], [None], [-(2**63) - 1]]
+    with pytest.warns(UnknownTypeWarning, match="'x'.*64-bit"):
+        frame = deferred([col("x", "type/BigInteger")], rows, batch=1)
+    assert frame["x"].tolist() == [1, 2**64, None, -(2**63) - 1]
+
+
+def test_deferred_all_null_chunk_then_typed_chunks() -> None:
+    cols = [
+        col("i", "type/Integer"),
+        col("f", "type/Float"),
+        col("t", "type/Text"),
+        col("b", "type/Boolean"),
+        col("d", "type/Date"),
+        col("at", "type/DateTimeWithTZ"),
+        col("j", "type/JSON"),
+    ]
+    rows = [[None] * 7, [None] * 7]
+    rows += [[1, 1.5, "a", True, "2024-01-15", "2024-01-15T10:30:00Z", {"k": 1}]]
+    rows += [[2, 2.5, "b", False, "2024-01-16T00:00:00+02:00", None, [1]]]
+    frame = deferred(cols, rows, tz=NY, batch=2)
+    pd.testing.assert_frame_equal(
+        frame, frame_from_result({"cols": cols, "rows": rows, "results_timezone": NY})
+    )
+    assert frame["i"].tolist() == [pd.NA, pd.NA, 1, 2]
+    assert str(frame["at"].dtype) == "datetime64[us, America/New_York]"
+    assert frame["j"].tolist() == [None, None, {"k": 1}, [1]]
+
+
+def test_deferred_int_chunk_then_float_chunk_in_a_float_column() -> None:
+    frame = deferred([col("f", "type/Decimal")], [[1], [2], [2.5], [None], [3]], batch=2)
+    assert str(frame["f"].dtype) == "float64"
+    assert frame["f"].tolist()[:3] == [1.0, 2.0, 2.5] and np.isnan(frame["f"].iloc[3])
+
+
+def test_deferred_float_chunk_in_an_integer_column_must_be_whole() -> None:
+    frame = deferred([col("i", "type/Integer")], [[1.0], [None], [2]], batch=2)
+    assert str(frame["i"].dtype) == "Int64" and frame["i"].tolist() == [1, pd.NA, 2]
+    for bad in (1.5, 2.0**60):
+        with pytest.raises(ResponseError, match=r"'i'.*not an integer"):
+            deferred([col("i", "type/Integer")], [[1.0], [bad]], batch=2)
+
+
+def test_deferred_bool_column() -> None:
+    rows = [[True], [None], [False], [True], ["false"], ["true"]]  # /query-style text too
+    frame = deferred([col("b", "type/Boolean")], rows, batch=2)
+    assert str(frame["b"].dtype) == "boolean"
+    assert frame["b"].tolist() == [True, pd.NA, False, True, False, True]
+    with pytest.raises(ResponseError, match=r"'b'.*not a boolean"):
+        deferred([col("b", "type/Boolean")], [[True], [1]], batch=1)
+
+
+@pytest.mark.parametrize(
+    ("kind", "bad"),
+    [
+        ("type/Integer", "abc"),
+        ("type/Integer", True),
+        ("type/Float", True),
+        ("type/Text", 12),
+        ("type/Date", 20240115),
+        ("type/DateTime", "yesterday"),
+        ("type/Time", 1.5),
+    ],
+)
+def test_deferred_value_that_does_not_fit_raises(kind: str, bad: Any) -> None:
+    with pytest.raises(ResponseError, match=f"'x' \\({kind}\\)"):
+        deferred([col("x", kind)], [[None], [bad]], tz="UTC", batch=1)
+
+
+def test_deferred_empty_result_keeps_columns_and_dtypes() -> None:
+    cols = [col(f"c{i}", kind) for i, (kind, *_) in enumerate(CASES)]
+    frame = FrameBuilder().build(cols, results_timezone=NY)
+    assert list(frame.columns) == [c["name"] for c in cols]
+    assert len(frame) == 0
+    assert [str(d) for d in frame.dtypes] == [dtype for _, _, dtype, _ in CASES]
+    assert frame.attrs["display_names"]["c0"] == "C0"
+
+
+def test_deferred_width_is_checked() -> None:
+    builder = FrameBuilder()
+    builder.add_rows([[1, 2]])
+    with pytest.raises(ResponseError, match="A row has 3 values but the result has 2"):
+        builder.add_rows([[1, 2, 3]])
+    with pytest.raises(ResponseError, match="2 values but the result has 3 columns"):
+        builder.build([col("a", "type/Integer")] * 3)
+
+
+def test_columns_are_given_exactly_once() -> None:
+    with pytest.raises(TypeError, match="needs the columns"):
+        FrameBuilder().build()
+    with pytest.raises(TypeError, match="has its columns already"):
+        FrameBuilder([col("a", "type/Integer")]).build([col("a", "type/Integer")])
+
+
+def test_deferred_unknown_type_warns_at_build() -> None:
+    builder = FrameBuilder()
+    builder.add_rows([[{"lat": 1}], ["POINT(1 2)"]])
+    with pytest.warns(UnknownTypeWarning, match="'geo'.*type/Geometry"):
+        frame = builder.build([col("geo", "type/Geometry")])
+    assert frame["geo"].tolist() == [{"lat": 1}, "POINT(1 2)"]
 
 
 # -- CSV fallback -------------------------------------------------------------------------
