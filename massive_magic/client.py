@@ -68,9 +68,37 @@ class Client:
         progress: bool = True,
         password_prompt: Callable[[str], str] | None = None,
     ) -> None:
-        self.settings = Settings.resolve(
+        settings = Settings.resolve(
             url, username, password, api_key=api_key, cache_dir=cache_dir, timeout=timeout
         )
+        self._setup(settings, progress, password_prompt)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        progress: bool = True,
+        password_prompt: Callable[[str], str] | None = None,
+    ) -> Client:
+        """A Client on exactly ``settings``: nothing is read from the environment.
+
+        For callers that resolved the settings themselves (the magics: option >
+        traitlet > environment), so a variable in the environment cannot override
+        a value they chose to leave out (e.g. an API key beside the sandbox's
+        demo password).
+        """
+        client = cls.__new__(cls)
+        client._setup(settings, progress, password_prompt)
+        return client
+
+    def _setup(
+        self,
+        settings: Settings,
+        progress: bool,
+        password_prompt: Callable[[str], str] | None,
+    ) -> None:
+        self.settings = settings
         self.progress = progress
         self._password_prompt = password_prompt
         self._session: MetabaseSession | None = None

@@ -161,21 +161,11 @@ class MassiveMagics(Magics):
     def _make_client(self, settings: Settings, prompt: Callable[[str], str]) -> Client:
         from .client import Client
 
-        client = Client(
-            settings.url,
-            settings.username,
-            settings.password,
-            api_key=settings.api_key,
-            cache_dir=settings.cache_dir,
-            timeout=(settings.connect_timeout, settings.read_timeout),
-            progress=self.progress and not self.quiet,
-            password_prompt=prompt,
+        # Exactly the settings resolved here: Client() would re-read the environment
+        # for what is None (an API key would beat the sandbox's demo password).
+        return Client.from_settings(
+            settings, progress=self.progress and not self.quiet, password_prompt=prompt
         )
-        # Client re-reads the environment for what is None (an API key would beat the
-        # sandbox's demo password); use exactly the settings resolved here. The session
-        # is created on first use, so nothing has seen the old settings yet.
-        client.settings = settings
-        return client
 
     def _start_sandbox(self) -> Any:
         if self.sandbox is None:

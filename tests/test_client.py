@@ -15,7 +15,7 @@ from massive_magic import Client
 from massive_magic.errors import AccessDenied, CardNotFound, ConfigError
 from massive_magic.sandbox import demo
 from massive_magic.sandbox.catalog import Card
-from massive_magic.settings import ENV_API_KEY, ENV_EMAIL, ENV_PASSWORD, ENV_URL
+from massive_magic.settings import ENV_API_KEY, ENV_EMAIL, ENV_PASSWORD, ENV_URL, Settings
 
 
 @pytest.fixture
@@ -76,6 +76,29 @@ def test_environment_fills_the_gaps(
     with Client(cache_dir=tmp_path, progress=False) as mb:
         assert (mb.url, mb.username) == (srv.url, srv.username)
         assert len(mb.card(demo.ALL_TYPES)) == 11
+
+
+def test_from_settings_reads_nothing_from_the_environment(
+    srv: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The settings are used as given: an API key in the environment cannot beat them."""
+    settings = Settings.resolve(
+        srv.url, srv.username, srv.password, cache_dir=tmp_path, timeout=(3, 40), environ={}
+    )
+    monkeypatch.setenv(ENV_URL, "http://127.0.0.1:9")
+    monkeypatch.setenv(ENV_API_KEY, "mb_not_a_key")
+    monkeypatch.setenv(ENV_PASSWORD, "not-the-password")
+    asked: list[str] = []
+    srv.reset_log()
+    mb = Client.from_settings(settings, progress=False, password_prompt=asked.append)
+    assert mb.settings is settings and mb.progress is False
+    assert repr(mb) == f"Client(url={srv.url!r}, user={srv.username!r})"
+    assert srv.log == []  # constructing sends nothing
+    with mb:
+        assert len(mb.card(demo.ALL_TYPES)) == 11
+    assert srv.count("POST", "/api/session") == 1
+    assert not any(r.header("X-API-Key") for r in srv.log)
+    assert asked == []
 
 
 def test_api_key_client(srv: Any, tmp_path: Path) -> None:
