@@ -15,7 +15,9 @@ short frame:
    instead and converted with the first answer's ``cols``.
 
 A body that ends early or does not parse raises :class:`ResponseError`; a result at
-the export cap (1,048,575 rows) warns :class:`IncompleteResultWarning`.
+the export cap (1,048,575 rows) warns :class:`IncompleteResultWarning`. A 500
+"Invalid parameter" (declarations read before the card was edited) raises
+:class:`ParameterError` asking for ``refresh=True``.
 
 The card name is not part of a query answer. ``df.attrs["massive"]["name"]`` is taken
 from what the caller already knows (the client's per-card cache, filled by
@@ -46,6 +48,7 @@ from .errors import (
     IncompleteResultWarning,
     MassiveError,
     NotFound,
+    ParameterError,
     QueryFailed,
     ResponseError,
 )
@@ -302,7 +305,7 @@ def run_query(
     url = _server_url(session)
     started = time.monotonic()
     fetched_at = datetime.now(timezone.utc)
-    with _Progress(progress, name or target.label) as bar:
+    with _Progress(progress, name or target.label) as bar, _parameter_errors(target, url):
         body = {"parameters": parameters, "ignore_cache": bool(refresh)}
         answer = _post_json(session, target, body, bar)
         _raise_if_failed(answer, target, url)
@@ -377,7 +380,7 @@ def _export(
             response = session.request("POST", target.path + "/api", data=form, stream=True)
     except (CardNotFound, ResponseError) as exc:
         status = 404 if isinstance(exc, CardNotFound) else exc.status
-        if status not in _REFUSED:
+        if status not in _REFUSED or _is_invalid_parameter(exc):
             raise
         return _csv_export(session, target, form, cols, timezone_name, limit, bar), "csv"
     try:
@@ -587,6 +590,30 @@ def _raise_if_failed(answer: Mapping[str, Any], target: QueryTarget, url: str) -
         card_id=target.card_id,
         details=details,
     )
+
+
+def _is_invalid_parameter(exc: MassiveError) -> bool:
+    """Metabase's 500 for a parameter the card does not declare (any more)."""
+    return isinstance(exc, ResponseError) and exc.status == 500 and "Invalid parameter" in str(exc)
+
+
+@contextmanager
+def _parameter_errors(target: QueryTarget, url: str) -> Iterator[None]:
+    """A 500 "Invalid parameter" means the declarations we built from are stale."""
+    try:
+        yield
+    except ResponseError as exc:
+        if not _is_invalid_parameter(exc):
+            raise
+        if target.dashboard_id is None:
+            advice = (
+                "the card's parameters changed on the server since they were read. "
+                "Run it again with refresh=True to re-read them."
+            )
+        else:
+            advice = "check the dashboard's filters in Metabase."
+        detail = str(exc).split(": ", 1)[-1]
+        raise ParameterError(f"{target.label} on {url}: {detail} — {advice}") from exc
 
 
 @contextmanager

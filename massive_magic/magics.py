@@ -54,6 +54,7 @@ _NOTEBOOK_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"Client\.card_info\(\d+\) lists the parameters\."), "%massive_cards shows them."),
     (re.compile(r"Client\.dashboard\(\)"), "%massive_dashboard"),
     (re.compile(r"raise the timeout"), "raise it: %config MassiveMagics.timeout = <seconds>"),
+    (re.compile(r"with refresh=True"), "with --refresh"),
 )
 
 #: Next steps added to a library message when it has none specific to notebooks.

@@ -21,6 +21,7 @@ from massive_magic.errors import (
     CardNotFound,
     ConfigError,
     IncompleteResultWarning,
+    ParameterError,
     QueryFailed,
     ResponseError,
 )
@@ -364,3 +365,38 @@ def test_transport_query_body_and_export_form(srv: Any, client: Client) -> None:
     assert form["format_rows"] == ["false"]
     assert all(r.query == "" for r in srv.log if r.method == "POST")
     assert not any("parameters" in r.query for r in srv.log)
+
+
+# -- stale parameter declarations ----------------------------------------------------------
+
+
+def _count_card(srv: Any, tag: str, card_id: int | None = None) -> int:
+    def run(values: dict[str, Any]) -> list[list[Any]]:
+        return [[i] for i in range(1, int(values[tag] or 0) + 1)]
+
+    return srv.add_card(
+        "Counter",
+        [("n", "type/Integer")],
+        card_id=card_id,
+        parameters=[{"name": tag, "type": "number"}],
+        run=run,
+    )
+
+
+@pytest.mark.parametrize("limit", [None, 10])
+def test_stale_declarations_ask_for_refresh(srv: Any, client: Client, limit: int | None) -> None:
+    cid = _count_card(srv, "rows")
+    assert client.card(cid, {"rows": 3}, limit=limit)["n"].tolist() == [1, 2, 3]
+    _count_card(srv, "how_many", card_id=cid)  # the card is edited in Metabase
+    srv.reset_log()
+    with pytest.raises(ParameterError) as info:
+        client.card(cid, {"rows": 3}, limit=limit)
+    message = str(info.value)
+    assert f"Card {cid}" in message and "parameters changed" in message
+    assert "refresh=True" in message and "Invalid parameter" in message
+    assert isinstance(info.value.__cause__, ResponseError)
+    assert srv.count("POST") == 1  # no fallback: every route would fail alike
+    with pytest.raises(ParameterError, match="how_many"):  # re-read: the new name is listed
+        client.card(cid, {"rows": 3}, limit=limit, refresh=True)
+    df = client.card(cid, {"how_many": 2}, limit=limit)
+    assert df["n"].tolist() == [1, 2]

@@ -379,6 +379,35 @@ def test_cell_parameters_with_python_variables(
     assert ip.user_ns["seq"]["label"].tolist() == ["row 1", "row 2", "row 3"]
 
 
+def test_stale_parameters_say_refresh(
+    ip: InteractiveShell, srv: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The card's parameters changed since they were read: the error names --refresh."""
+
+    def run_card(tag: str) -> Any:
+        return lambda values: [[i] for i in range(int(values[tag] or 0))]
+
+    cid = srv.add_card(
+        "Stale", [("n", "type/Integer")], parameters=[{"name": "rows"}], run=run_card("rows")
+    )
+    login(ip, srv, monkeypatch)
+    assert run(ip, f"%%massive_card {cid}\nrows = 2\n").success
+    srv.add_card(
+        "Stale",
+        [("n", "type/Integer")],
+        card_id=cid,
+        parameters=[{"name": "count"}],
+        run=run_card("count"),
+    )
+    error = usage_error(run(ip, f"%%massive_card {cid}\nrows = 2\n"))
+    assert isinstance(error.__cause__, errors.ParameterError)
+    assert "parameters changed" in str(error) and "--refresh" in str(error)
+    assert "refresh=True" not in str(error)
+    result = run(ip, f"%%massive_card {cid} --refresh\ncount = 3\n")
+    assert result.success, result.error_in_exec
+    assert result.result["n"].tolist() == [0, 1, 2]
+
+
 def test_cell_date_range_from_a_tuple(
     ip: InteractiveShell, srv: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
