@@ -1,28 +1,30 @@
 """Card and dashboard endpoints on top of a :class:`~massive_magic.session.MetabaseSession`.
 
 How a result is fetched (metabase-api.md §4-5, Traps 5-7) — never a silently
-short frame:
+short frame, and the warehouse runs the query once:
 
-1. ``POST <query path>`` with a JSON body ``{"parameters": [...], "ignore_cache": ...}``.
-   One round trip for every result under the cap (2,000 rows for native questions).
-2. If the answer says ``data.rows_truncated`` (Metabase flags a result of exactly the
-   cap too), the complete result is streamed from the ``api`` export of the same path
-   (``…/query/api``; parameters as the form field ``parameters=<json>`` plus
-   ``format_rows=false``, which old and new Metabase read) through
-   :class:`~massive_magic.rowstream.ApiRowStream` into a
-   :class:`~massive_magic.frames.FrameBuilder` built from the first answer's ``cols``.
-3. If the server refuses the ``api`` export (404/400/500), the ``csv`` export is read
-   instead and converted with the first answer's ``cols``.
+1. ``POST <query path>/api`` (the ``api`` export; parameters as the form field
+   ``parameters=<json>`` plus ``format_rows=false``, which old and new Metabase read):
+   one request whatever the size, streamed through
+   :class:`~massive_magic.rowstream.ApiRowStream`. Its ``cols`` come after the rows, so
+   a :class:`~massive_magic.frames.FrameBuilder` stores the rows untyped and converts
+   them when the tail arrives. Exports always bypass Metabase's result cache.
+2. With a ``limit`` of at most 2,000 rows, ``POST <query path>`` instead (JSON body
+   ``{"parameters": [...], "ignore_cache": ...}``): rows and cols in one answer of at
+   most the cap. If that answer says ``data.rows_truncated`` (servers with a lower cap),
+   the rest comes from the ``api`` export typed with the answer's ``cols``. A larger
+   ``limit`` reached before the end of the export takes the cols from ``/query``.
+3. If the server refuses the ``api`` export (400/404/405/500/501), ``/query`` is used;
+   if its answer is flagged truncated, the ``csv`` export is read and converted with
+   that answer's ``cols``.
 
 A body that ends early or does not parse raises :class:`ResponseError`; a result at
 the export cap (1,048,575 rows) warns :class:`IncompleteResultWarning`. A 500
 "Invalid parameter" (declarations read before the card was edited) raises
 :class:`ParameterError` asking for ``refresh=True``.
 
-The card name is not part of a query answer. ``df.attrs["massive"]["name"]`` is taken
-from what the caller already knows (the client's per-card cache, filled by
-``card_info``, ``cards``, parameter declarations and dashboards) and is ``None``
-otherwise: fetching it would double the round trips of a small card.
+The card name is not part of a query answer: ``run_query`` records the ``name`` it
+is given (the client fetches it alongside the first query of a card).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXPORT_ROW_CAP",
+    "QUERY_ROW_CAP",
     "DashboardResult",
     "Dashcard",
     "QueryTarget",
@@ -79,6 +82,8 @@ __all__ = [
 EXPORT_ROW_CAP = 1_048_575
 #: Row counts that mean "stopped at the export maximum" (1,048,576 before Metabase 0.38).
 _EXPORT_CAPS = frozenset({EXPORT_ROW_CAP, EXPORT_ROW_CAP + 1})
+#: Metabase's default row cap of ``/query`` for bare rows (``rows_truncated`` beyond it).
+QUERY_ROW_CAP = 2_000
 #: Export statuses that mean "this server does not offer the api export here".
 _REFUSED = frozenset({400, 404, 405, 500, 501})
 _CHUNK = 1 << 20
@@ -291,6 +296,16 @@ class DashboardResult(dict):  # type: ignore[type-arg]
 # -- running a card -------------------------------------------------------------
 
 
+@dataclass
+class _Fetched:
+    """A converted result and where it came from."""
+
+    frame: pd.DataFrame
+    source: str  # "query", "api" or "csv"
+    cached: Any = None
+    results_timezone: str | None = None
+
+
 def run_query(
     session: MetabaseSession,
     target: QueryTarget,
@@ -306,41 +321,20 @@ def run_query(
     started = time.monotonic()
     fetched_at = datetime.now(timezone.utc)
     with _Progress(progress, name or target.label) as bar, _parameter_errors(target, url):
-        body = {"parameters": parameters, "ignore_cache": bool(refresh)}
-        answer = _post_json(session, target, body, bar)
-        _raise_if_failed(answer, target, url)
-        data = answer.get("data")
-        if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
-            raise ResponseError(
-                f"{target.label}: Metabase's answer has no rows; run it again.", url=url
-            )
-        rows: list[Any] = data["rows"]
-        count = answer.get("row_count")
-        if isinstance(count, int) and count != len(rows):
-            raise ResponseError(
-                f"{target.label}: Metabase announced {count} rows but sent {len(rows)}; "
-                "run it again.",
-                url=url,
-            )
-        timezone_name = data.get("results_timezone")
-        capped = bool(data.get("rows_truncated"))
-        truncated = False
-        if capped and (limit is None or limit > len(rows)):
-            cols = data.get("cols") or []
-            frame, source = _export(session, target, parameters, cols, timezone_name, limit, bar)
-            if limit is None and len(frame) in _EXPORT_CAPS:
-                truncated = True
-                warnings.warn(
-                    f"{target.label} returned {len(frame):,} rows, Metabase's export maximum; "
-                    "the result may be missing rows. Filter it with parameters.",
-                    IncompleteResultWarning,
-                    stacklevel=3,
-                )
+        if limit is not None and limit <= QUERY_ROW_CAP:
+            fetched = _via_query(session, target, parameters, limit, refresh, bar, api=True)
         else:
-            source = "query"
-            if limit is not None and limit < len(rows):
-                data = {**data, "rows": rows[:limit]}
-            frame = frame_from_result(data)
+            fetched = _via_api(session, target, parameters, limit, refresh, bar)
+    frame = fetched.frame
+    truncated = False
+    if limit is None and fetched.source != "query" and len(frame) in _EXPORT_CAPS:
+        truncated = True
+        warnings.warn(
+            f"{target.label} returned {len(frame):,} rows, Metabase's export maximum; "
+            "the result may be missing rows. Filter it with parameters.",
+            IncompleteResultWarning,
+            stacklevel=3,
+        )
     frame.attrs["massive"] = {
         "url": url,
         "card_id": target.card_id,
@@ -350,74 +344,192 @@ def run_query(
         "parameters": parameters,
         "row_count": len(frame),
         "limit": limit,
-        "source": source,
+        "source": fetched.source,
         "truncated": truncated,
-        "cached": answer.get("cached"),
-        "results_timezone": timezone_name,
+        "cached": fetched.cached,
+        "results_timezone": fetched.results_timezone,
         "fetched_at": fetched_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
         "elapsed": round(time.monotonic() - started, 3),
     }
     return frame
 
 
-def _export(
+def _export_form(parameters: list[dict[str, Any]]) -> dict[str, str]:
+    return {
+        "parameters": json.dumps(parameters),
+        "format_rows": "false",
+        "pivot_results": "false",
+    }
+
+
+def _refused(exc: MassiveError) -> bool:
+    """Whether an export error means "this server does not offer that export here"."""
+    status = 404 if isinstance(exc, CardNotFound) else getattr(exc, "status", None)
+    return status in _REFUSED
+
+
+def _via_api(
     session: MetabaseSession,
     target: QueryTarget,
     parameters: list[dict[str, Any]],
+    limit: int | None,
+    refresh: bool,
+    bar: _Progress,
+) -> _Fetched:
+    """The ``api`` export first: one request, and the warehouse runs the query once.
+
+    Its ``cols`` follow the rows, so the rows are stored untyped and converted
+    when the tail arrives. If ``limit`` stops the stream first, the columns come
+    from a ``/query`` answer (at most 2,000 rows). A server that refuses the
+    export gets the ``/query`` route.
+    """
+    url = _server_url(session)
+    try:
+        with _card_errors(session, target):
+            response = session.request(
+                "POST", target.path + "/api", data=_export_form(parameters), stream=True
+            )
+    except (CardNotFound, ResponseError) as exc:
+        if not _refused(exc) or _is_invalid_parameter(exc):
+            raise
+        return _via_query(session, target, parameters, limit, refresh, bar, api=False)
+    builder = FrameBuilder()
+    try:
+        tail = _stream_rows(target, response, builder, limit, bar, url)
+    finally:
+        response.close()
+    if tail is None:  # stopped at the limit, before the columns
+        data = _query_answer(session, target, parameters, refresh, bar)["data"]
+        zone = data.get("results_timezone")
+        frame = builder.build(data.get("cols") or [], results_timezone=zone)
+        return _Fetched(frame, "api", None, zone)
+    data = tail.get("data") if isinstance(tail.get("data"), dict) else {}
+    cols = data.get("cols")
+    if not isinstance(cols, list) or not all(isinstance(c, dict) for c in cols):
+        raise ResponseError(
+            f"{target.label}: Metabase's export has no column list; run it again.", url=url
+        )
+    zone = data.get("results_timezone")
+    frame = builder.build(cols, results_timezone=zone)
+    return _Fetched(frame, "api", tail.get("cached"), zone)
+
+
+def _via_query(
+    session: MetabaseSession,
+    target: QueryTarget,
+    parameters: list[dict[str, Any]],
+    limit: int | None,
+    refresh: bool,
+    bar: _Progress,
+    *,
+    api: bool,
+) -> _Fetched:
+    """``/query`` (capped, typically at 2,000 rows); past the cap, an export with its cols.
+
+    ``api=False`` when the server refused the ``api`` export: then the csv one.
+    """
+    answer = _query_answer(session, target, parameters, refresh, bar)
+    data = answer["data"]
+    rows: list[Any] = data["rows"]
+    zone = data.get("results_timezone")
+    if data.get("rows_truncated") and (limit is None or limit > len(rows)):
+        cols = data.get("cols") or []
+        form = _export_form(parameters)
+        if api:
+            frame, source = _export(session, target, form, cols, zone, limit, bar)
+        else:
+            frame, source = _csv_export(session, target, form, cols, zone, limit, bar), "csv"
+        return _Fetched(frame, source, answer.get("cached"), zone)
+    if limit is not None and limit < len(rows):
+        data = {**data, "rows": rows[:limit]}
+    return _Fetched(frame_from_result(data), "query", answer.get("cached"), zone)
+
+
+def _query_answer(
+    session: MetabaseSession,
+    target: QueryTarget,
+    parameters: list[dict[str, Any]],
+    refresh: bool,
+    bar: _Progress,
+) -> dict[str, Any]:
+    """``POST <query path>``: a completed answer with ``data.rows``, or an error."""
+    url = _server_url(session)
+    body = {"parameters": parameters, "ignore_cache": bool(refresh)}
+    answer = _post_json(session, target, body, bar)
+    _raise_if_failed(answer, target, url)
+    data = answer.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+        raise ResponseError(
+            f"{target.label}: Metabase's answer has no rows; run it again.", url=url
+        )
+    count = answer.get("row_count")
+    if isinstance(count, int) and count != len(data["rows"]):
+        raise ResponseError(
+            f"{target.label}: Metabase announced {count} rows but sent {len(data['rows'])}; "
+            "run it again.",
+            url=url,
+        )
+    return answer
+
+
+def _export(
+    session: MetabaseSession,
+    target: QueryTarget,
+    form: dict[str, str],
     cols: list[dict[str, Any]],
     timezone_name: str | None,
     limit: int | None,
     bar: _Progress,
 ) -> tuple[pd.DataFrame, str]:
     """Stream the complete result from the api export, or read the csv export."""
-    form = {
-        "parameters": json.dumps(parameters),
-        "format_rows": "false",
-        "pivot_results": "false",
-    }
+    url = _server_url(session)
     try:
         with _card_errors(session, target):
             response = session.request("POST", target.path + "/api", data=form, stream=True)
     except (CardNotFound, ResponseError) as exc:
-        status = 404 if isinstance(exc, CardNotFound) else exc.status
-        if status not in _REFUSED or _is_invalid_parameter(exc):
+        if not _refused(exc) or _is_invalid_parameter(exc):
             raise
         return _csv_export(session, target, form, cols, timezone_name, limit, bar), "csv"
+    builder = FrameBuilder(cols, results_timezone=timezone_name)
     try:
-        return _stream_api(target, response, cols, timezone_name, limit, bar, session), "api"
+        tail = _stream_rows(target, response, builder, limit, bar, url)
     finally:
         response.close()
+    if tail is not None:
+        data = tail.get("data") if isinstance(tail.get("data"), dict) else {}
+        names = [c.get("name") for c in cols]
+        tail_names = [c.get("name") for c in data.get("cols") or [] if isinstance(c, dict)]
+        if tail_names != names:
+            raise ResponseError(
+                f"{target.label}: the columns changed between two requests ({names} then "
+                f"{tail_names}); the card was probably edited. Run it again.",
+                url=url,
+            )
+    return builder.build(), "api"
 
 
-def _stream_api(
+def _stream_rows(
     target: QueryTarget,
     response: Any,
-    cols: list[dict[str, Any]],
-    timezone_name: str | None,
+    builder: FrameBuilder,
     limit: int | None,
     bar: _Progress,
-    session: MetabaseSession,
-) -> pd.DataFrame:
-    url = _server_url(session)
-    builder = FrameBuilder(cols, results_timezone=timezone_name)
+    url: str,
+) -> dict[str, Any] | None:
+    """Feed an ``api`` export's rows to ``builder``; return its tail, checked.
+
+    ``None`` when ``limit`` rows arrived first: reading stops there (the caller
+    closes the response, which hangs up).
+    """
     with _Prefetch(_chunks(response, bar, target, url), response) as chunks:
         stream = ApiRowStream(chunks, batch_bytes=_BATCH_BYTES)
         for batch in stream:
-            if limit is not None and builder.row_count + len(batch) >= limit:
+            if limit is not None and builder.row_count + len(batch) > limit:
                 builder.add_rows(batch[: limit - builder.row_count])
-                return builder.build()  # enough rows: stop reading, the caller closes
-            builder.add_rows(batch)
+                return None  # enough rows: stop reading
+            builder.add_rows(batch)  # exactly ``limit`` rows may be all: read on to the tail
     tail = stream.tail if isinstance(stream.tail, dict) else {}
     _raise_if_failed(tail, target, url)
-    tail_data = tail.get("data") if isinstance(tail.get("data"), dict) else {}
-    names = [c.get("name") for c in cols]
-    tail_names = [c.get("name") for c in tail_data.get("cols") or [] if isinstance(c, dict)]
-    if tail_names != names:
-        raise ResponseError(
-            f"{target.label}: the columns changed between two requests ({names} then "
-            f"{tail_names}); the card was probably edited. Run it again.",
-            url=url,
-        )
     count = tail.get("row_count")
     if isinstance(count, int) and count != builder.row_count:
         raise ResponseError(
@@ -425,7 +537,7 @@ def _stream_api(
             "run it again.",
             url=url,
         )
-    return builder.build()
+    return tail
 
 
 def _csv_export(

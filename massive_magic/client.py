@@ -170,12 +170,19 @@ class Client:
         ``ref``: 484, ``"484-daily-earnings"`` or the card's URL. ``params``: values
         keyed by parameter slug or display name (dates, ``(start, end)`` ranges,
         lists, Metabase date strings such as ``"past30days"``; ``None`` = no filter).
-        ``limit`` keeps the first rows only; ``refresh=True`` bypasses Metabase's
-        result cache and re-reads the card's parameter declarations.
+        ``limit`` keeps the first rows only; ``refresh=True`` re-reads the card's
+        parameter declarations and bypasses Metabase's result cache.
+
+        One request in the usual case, whatever the size: the ``api`` export,
+        streamed. Exports always bypass Metabase's result cache, so the query
+        runs afresh each time; a ``limit`` of at most 2,000 rows uses ``/query``
+        instead, which may answer from the cache (unless ``refresh=True``).
 
         ``df.attrs["massive"]`` records where the frame came from: url, card_id,
-        name (when this Client already knows it, else None), parameters, row_count,
-        fetched_at, elapsed, source (query/api/csv) and truncated.
+        name, parameters, row_count, fetched_at, elapsed, source (query/api/csv)
+        and truncated. The name is fetched alongside the first query of a card
+        (a concurrent ``GET /api/card/:id``, so no extra wait) and remembered;
+        it is None if that lookup failed.
         """
         cid = card_id(ref)
         _check_limit(limit)
@@ -185,14 +192,40 @@ class Client:
         if params:
             card = self._card(cid, refresh=refresh)
             parameters = build_parameters(card.get("parameters") or [], params, owner=f"Card {cid}")
+        session = self.session
+        name = self._names.get(cid)
+        if name is not None:
+            return self._run(session, cid, parameters, limit, refresh, name)
+        # The name is not part of a query answer: look it up alongside the query.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="massive-name") as pool:
+            lookup = pool.submit(self._card, cid)
+            frame = self._run(session, cid, parameters, limit, refresh, None)
+            # Past here only when the query succeeded: its error wins over the lookup's.
+            try:
+                card = lookup.result()
+            except MassiveError:
+                card = {}
+        found = card.get("name")
+        frame.attrs["massive"]["name"] = found if isinstance(found, str) else None
+        return frame
+
+    def _run(
+        self,
+        session: MetabaseSession,
+        cid: int,
+        parameters: list[dict[str, Any]],
+        limit: int | None,
+        refresh: bool,
+        name: str | None,
+    ) -> pd.DataFrame:
         return run_query(
-            self.session,
+            session,
             QueryTarget(cid),
             parameters,
             limit=limit,
             refresh=refresh,
             progress=self.progress,
-            name=self._names.get(cid),
+            name=name,
         )
 
     def card_info(self, ref: int | str) -> dict[str, Any]:

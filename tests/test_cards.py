@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,28 +57,42 @@ def posts(srv: Any, card: int, suffix: str = "") -> int:
 # -- completeness at the 2,000-row cap ---------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("rows", "queries", "exports"),
-    [(0, 1, 0), (1, 1, 0), (1_999, 1, 0), (2_000, 1, 1), (2_001, 1, 1), (5_000, 1, 1)],
-)
-def test_row_cap_boundary(srv: Any, client: Client, rows: int, queries: int, exports: int) -> None:
+@pytest.mark.parametrize("rows", [0, 1, 1_999, 2_000, 2_001, 5_000])
+def test_one_request_whatever_the_size(srv: Any, client: Client, rows: int) -> None:
+    """The api export first: one request, the query runs once, no gap at the cap."""
     client.card_info(demo.SEQUENCE)  # declarations cached: count only the runs
     srv.reset_log()
     df = seq(client, rows)
     assert len(df) == rows
     assert list(df.columns) == ["n", "label"]
+    assert str(df["n"].dtype) == "Int64" and str(df["label"].dtype) == "string"
+    assert df["n"].tolist() == list(range(1, rows + 1))
     if rows:
-        assert df["n"].iloc[0] == 1
-        assert df["n"].iloc[-1] == rows
         assert df["label"].iloc[-1] == f"row {rows}"
-        assert df["n"].is_monotonic_increasing and df["n"].is_unique
-    assert posts(srv, demo.SEQUENCE) == queries
-    assert posts(srv, demo.SEQUENCE, "/api") == exports
-    assert len(srv.log) == queries + exports  # nothing else: no login, no metadata
+    assert [(r.method, r.path) for r in srv.log] == [
+        ("POST", f"/api/card/{demo.SEQUENCE}/query/api")
+    ]
+    assert srv.log[0].complete
     meta = df.attrs["massive"]
-    assert meta["source"] == ("api" if exports else "query")
+    assert meta["source"] == "api"
     assert meta["row_count"] == rows
     assert meta["truncated"] is False
+    assert meta["results_timezone"] == srv.report_timezone
+
+
+@pytest.mark.parametrize(
+    ("rows", "limit", "exports"), [(1_999, 2_000, 0), (2_000, 2_000, 0), (5_000, 1_500, 0)]
+)
+def test_small_limits_use_query(
+    srv: Any, client: Client, rows: int, limit: int, exports: int
+) -> None:
+    """A limit under the cap: /query answers rows and cols at once, from its cache."""
+    client.card_info(demo.SEQUENCE)
+    srv.reset_log()
+    df = seq(client, rows, limit=limit)
+    assert df["n"].tolist() == list(range(1, min(rows, limit) + 1))
+    assert [(r.method, r.path) for r in srv.log] == [("POST", f"/api/card/{demo.SEQUENCE}/query")]
+    assert df.attrs["massive"]["source"] == "query"
 
 
 def test_any_server_cap_is_followed(srv: Any, client: Client) -> None:
@@ -85,23 +100,42 @@ def test_any_server_cap_is_followed(srv: Any, client: Client) -> None:
     client.card_info(demo.SEQUENCE)
     srv.query_row_limit = 10
     srv.reset_log()
-    df = seq(client, 50)
-    assert df["n"].tolist() == list(range(1, 51))
+    df = seq(client, 50, limit=40)  # /query (10 rows, flagged), then the api export
+    assert df["n"].tolist() == list(range(1, 41))
+    assert posts(srv, demo.SEQUENCE) == 1
     assert posts(srv, demo.SEQUENCE, "/api") == 1
+    assert df.attrs["massive"]["source"] == "api"
+    assert seq(client, 50)["n"].tolist() == list(range(1, 51))
 
 
 def test_small_card_is_one_round_trip(srv: Any, client: Client) -> None:
+    """First call: the query and the name lookup, concurrently; then one request."""
     df = client.card(demo.ALL_TYPES)
     assert len(df) == 11
-    assert [(r.method, r.path) for r in srv.log] == [("POST", f"/api/card/{demo.ALL_TYPES}/query")]
+    assert sorted((r.method, r.path) for r in srv.log) == [
+        ("GET", f"/api/card/{demo.ALL_TYPES}"),
+        ("POST", f"/api/card/{demo.ALL_TYPES}/query/api"),
+    ]
+    srv.reset_log()
+    client.card(demo.ALL_TYPES)
+    assert [(r.method, r.path) for r in srv.log] == [
+        ("POST", f"/api/card/{demo.ALL_TYPES}/query/api")
+    ]
 
 
 def test_export_matches_the_query_answer_for_the_same_rows(client: Client) -> None:
-    """Rows from /query and from the api export convert to the same frame."""
-    small = seq(client, 1_999)
+    """Rows from /query and from the api export (typed after the rows) convert alike."""
+    small = seq(client, 1_999, limit=1_999)
     big = seq(client, 2_500)
+    assert small.attrs["massive"]["source"] == "query"
+    assert big.attrs["massive"]["source"] == "api"
     pd.testing.assert_frame_equal(big.head(1_999), small, check_like=False)
     assert big.dtypes.to_dict() == small.dtypes.to_dict()
+    for ref in (demo.ALL_TYPES, demo.DAILY_EARNINGS):
+        via_query = client.card(ref, limit=1_000)
+        via_api = client.card(ref).head(1_000)
+        assert via_query.attrs["massive"]["source"] == "query"
+        pd.testing.assert_frame_equal(via_api, via_query, check_exact=True)
 
 
 def test_large_daily_card_through_the_export(srv: Any, client: Client) -> None:
@@ -118,28 +152,43 @@ def test_large_daily_card_through_the_export(srv: Any, client: Client) -> None:
 
 
 @pytest.mark.parametrize(
-    ("rows", "limit", "exports"),
-    [(1_500, 10, 0), (5_000, 10, 0), (5_000, 3_000, 1), (100, 500, 0), (5_000, 0, 0)],
+    ("rows", "limit", "queries", "exports"),
+    [
+        (1_500, 10, 1, 0),
+        (5_000, 10, 1, 0),
+        (5_000, 3_000, 1, 1),  # the export stops at the limit; /query gives the cols
+        (3_000, 5_000, 0, 1),  # the export ends first: its tail has the cols
+        (3_000, 3_000, 0, 1),
+        (100, 500, 1, 0),
+        (5_000, 0, 1, 0),
+    ],
 )
-def test_limit(srv: Any, client: Client, rows: int, limit: int, exports: int) -> None:
+def test_limit(srv: Any, client: Client, rows: int, limit: int, queries: int, exports: int) -> None:
     client.card_info(demo.SEQUENCE)
     srv.reset_log()
     df = seq(client, rows, limit=limit)
     assert len(df) == min(rows, limit)
     assert list(df.columns) == ["n", "label"]
+    assert str(df["n"].dtype) == "Int64"
     if len(df):
         assert df["n"].iloc[-1] == min(rows, limit)
+    assert posts(srv, demo.SEQUENCE) == queries
     assert posts(srv, demo.SEQUENCE, "/api") == exports
+    assert len(srv.log) == queries + exports
     assert df.attrs["massive"]["limit"] == limit
 
 
 def test_limit_stops_reading_the_export(srv: Any, client: Client) -> None:
+    client.card_info(demo.LARGE)
+    srv.reset_log()
     df = client.card(demo.LARGE, limit=2_500)
     assert len(df) == 2_500
+    assert df["session_id"].notna().all()
     export = [r for r in srv.log if r.path.endswith("/query/api")]
     assert len(export) == 1
     # the server saw the connection go away long before the million rows were written
     assert not export[0].complete
+    assert posts(srv, demo.LARGE) == 1  # the columns, which follow the rows in the export
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, "10", True])
@@ -152,16 +201,20 @@ def test_bad_limit(client: Client, bad: Any) -> None:
 
 
 def test_refresh_ignores_the_cache_and_rereads_declarations(srv: Any, client: Client) -> None:
-    seq(client, 5)
-    seq(client, 5)
+    seq(client, 5, limit=100)  # a small limit: /query, which has a cache
+    seq(client, 5, limit=100)
     assert srv.count("GET", f"/api/card/{demo.SEQUENCE}") == 1
     bodies = [json.loads(r.body) for r in srv.log if r.path.endswith("/query")]
     assert [b["ignore_cache"] for b in bodies] == [False, False]
     srv.reset_log()
-    seq(client, 5, refresh=True)
+    seq(client, 5, limit=100, refresh=True)
     assert srv.count("GET", f"/api/card/{demo.SEQUENCE}") == 1
     [request] = [r for r in srv.log if r.path.endswith("/query")]
     assert json.loads(request.body)["ignore_cache"] is True
+    srv.reset_log()
+    seq(client, 5, refresh=True)  # the export: always run afresh, declarations re-read
+    assert srv.count("GET", f"/api/card/{demo.SEQUENCE}") == 1
+    assert posts(srv, demo.SEQUENCE, "/api") == 1
 
 
 # -- references --------------------------------------------------------------------------
@@ -203,13 +256,15 @@ def test_bad_references_send_nothing(srv: Any, client: Client, ref: Any) -> None
 # -- errors ------------------------------------------------------------------------------
 
 
-def test_card_not_found(srv: Any, client: Client) -> None:
+@pytest.mark.parametrize("limit", [None, 10])
+def test_card_not_found(srv: Any, client: Client, limit: int | None) -> None:
     with pytest.raises(CardNotFound) as info:
-        client.card(999)
+        client.card(999, limit=limit)
     message = str(info.value)
     assert message.startswith(f"Card 999 not found on {srv.url}.")
     assert "/question/<id>" in message and "Client.cards()" in message
     assert info.value.card_id == 999
+    assert srv.count("POST", "/api/card/999/query/csv") == 0
 
 
 def test_access_denied(srv: Any, client: Client) -> None:
@@ -236,10 +291,13 @@ def test_missing_required_parameter_is_the_servers_message(client: Client) -> No
     assert "card_info" in str(info.value)
 
 
-def test_cut_query_body_is_an_error(srv: Any, client: Client) -> None:
-    srv.faults.cut_next(path=f"/api/card/{demo.ALL_TYPES}/query")
+@pytest.mark.parametrize(("suffix", "limit"), [("", 5), ("/api", None)])
+def test_cut_query_body_is_an_error(
+    srv: Any, client: Client, suffix: str, limit: int | None
+) -> None:
+    srv.faults.cut_next(path=f"/api/card/{demo.ALL_TYPES}/query{suffix}")
     with pytest.raises(ResponseError, match=r"run it again|try again"):
-        client.card(demo.ALL_TYPES)
+        client.card(demo.ALL_TYPES, limit=limit)
 
 
 def test_cut_export_body_is_an_error_not_a_shorter_frame(srv: Any, client: Client) -> None:
@@ -251,21 +309,32 @@ def test_cut_export_body_is_an_error_not_a_shorter_frame(srv: Any, client: Clien
 
 
 def test_proxy_error_page_after_retries(srv: Any, client: Client) -> None:
-    srv.faults.fail_next(n=10, status=502, path=f"/api/card/{demo.ALL_TYPES}/query")
+    srv.faults.fail_next(n=10, status=502, path=f"/api/card/{demo.ALL_TYPES}/query/api")
     with pytest.raises(ResponseError, match="502"):
         client.card(demo.ALL_TYPES)
+    assert posts(srv, demo.ALL_TYPES) == 0  # a 502 is not a refusal of the export
 
 
-@pytest.mark.parametrize("status", [404, 400, 500])
+@pytest.mark.parametrize("status", [404, 400, 405, 500, 501])
 def test_refused_api_export_falls_back_to_csv(srv: Any, client: Client, status: int) -> None:
     client.card_info(demo.SEQUENCE)
     expected = seq(client, 3_000)
     srv.reset_log()
     srv.faults.fail_next(status=status, path=f"/api/card/{demo.SEQUENCE}/query/api")
     df = seq(client, 3_000)
-    assert posts(srv, demo.SEQUENCE, "/csv") == 1
+    assert [r.path.rsplit("/", 1)[-1] for r in srv.log] == ["api", "query", "csv"]
     assert df.attrs["massive"]["source"] == "csv"
     pd.testing.assert_frame_equal(df, expected)
+
+
+def test_refused_api_export_under_the_cap_is_one_query(srv: Any, client: Client) -> None:
+    client.card_info(demo.SEQUENCE)
+    srv.reset_log()
+    srv.faults.fail_next(status=404, path=f"/api/card/{demo.SEQUENCE}/query/api")
+    df = seq(client, 1_999)
+    assert df["n"].tolist() == list(range(1, 2_000))
+    assert [r.path.rsplit("/", 1)[-1] for r in srv.log] == ["api", "query"]
+    assert df.attrs["massive"]["source"] == "query"
 
 
 def test_csv_fallback_of_every_type(srv: Any, client: Client) -> None:
@@ -309,17 +378,45 @@ def test_provenance(srv: Any, client: Client) -> None:
     fetched = dt.datetime.fromisoformat(meta["fetched_at"].replace("Z", "+00:00"))
     assert before <= fetched <= dt.datetime.now(dt.timezone.utc)
     assert 0 <= meta["elapsed"] < 30
-    assert meta["source"] == "query"
+    assert meta["source"] == "api"
     assert meta["truncated"] is False
 
 
-def test_name_without_an_extra_request(srv: Any, client: Client) -> None:
-    """The name is known only when already cached; no request is added to learn it."""
+def test_name_is_looked_up_alongside_the_first_query(srv: Any, client: Client) -> None:
+    """First call: GET /api/card/:id runs concurrently with the query; then cached."""
+    srv.faults.delay_next(seconds=0.5, path=f"/api/card/{demo.ALL_TYPES}")
+    srv.faults.delay_next(seconds=0.5, path=f"/api/card/{demo.ALL_TYPES}/query/api")
+    started = time.monotonic()
     df = client.card(demo.ALL_TYPES)
-    assert df.attrs["massive"]["name"] is None
+    elapsed = time.monotonic() - started
+    assert df.attrs["massive"]["name"] == "All column types"
+    assert srv.count("GET", f"/api/card/{demo.ALL_TYPES}") == 1
+    assert elapsed < 0.9  # one round trip of latency, not two
+    [lookup] = srv.requests("GET", f"/api/card/{demo.ALL_TYPES}")
+    assert lookup.query == "ignore_view=true"  # not in the user's "recently viewed"
+    srv.reset_log()
+    again = client.card(demo.ALL_TYPES)
+    assert again.attrs["massive"]["name"] == "All column types"
     assert len(srv.log) == 1
-    client.card_info(demo.ALL_TYPES)
+    assert client.card_info(demo.ALL_TYPES)["name"] == "All column types"
+    assert len(srv.log) == 1  # the metadata is cached too
+
+
+def test_a_failed_name_lookup_leaves_the_name_none(srv: Any, client: Client) -> None:
+    srv.faults.fail_next(status=404, path=f"/api/card/{demo.ALL_TYPES}")
+    df = client.card(demo.ALL_TYPES)
+    assert len(df) == 11
+    assert df.attrs["massive"]["name"] is None
     assert client.card(demo.ALL_TYPES).attrs["massive"]["name"] == "All column types"
+
+
+def test_the_query_error_wins_over_the_lookup_error(srv: Any, client: Client) -> None:
+    srv.faults.fail_next(status=404, path=f"/api/card/{demo.BROKEN}")
+    with pytest.raises(QueryFailed, match="partner_payoutz"):
+        client.card(demo.BROKEN)
+    with pytest.raises(AccessDenied):  # both fail alike: the query's own error
+        client.card(demo.RESTRICTED)
+    assert srv.count("GET", f"/api/card/{demo.RESTRICTED}") == 1
 
 
 # -- progress ----------------------------------------------------------------------------
@@ -329,7 +426,7 @@ def test_name_without_an_extra_request(srv: Any, client: Client) -> None:
 def test_progress_on_and_off(srv: Any, tmp_path: Path, capsys: Any, progress: bool) -> None:
     with Client(srv.url, srv.username, srv.password, cache_dir=tmp_path, progress=progress) as mb:
         mb.login()
-        srv.faults.delay_next(seconds=1.6, path=f"/api/card/{demo.ALL_TYPES}/query")
+        srv.faults.delay_next(seconds=1.6, path=f"/api/card/{demo.ALL_TYPES}/query/api")
         df = mb.card(demo.ALL_TYPES)
         quick = mb.card(demo.ALL_TYPES)
     assert len(df) == len(quick) == 11
@@ -355,7 +452,8 @@ def test_no_warning_on_normal_fetch(client: Client) -> None:
 
 def test_transport_query_body_and_export_form(srv: Any, client: Client) -> None:
     """Parameters go in the JSON body (/query) and a form field (exports), never the URL."""
-    seq(client, 2_100)
+    srv.query_row_limit = 10
+    seq(client, 2_100, limit=1_000)  # /query, flagged at 10 rows, then the api export
     query, export = [r for r in srv.log if r.method == "POST"]
     assert query.header("Content-Type") == "application/json"
     assert json.loads(query.body)["parameters"][0]["value"] == 2_100
@@ -363,6 +461,11 @@ def test_transport_query_body_and_export_form(srv: Any, client: Client) -> None:
     form = parse_qs(export.body.decode())
     assert json.loads(form["parameters"][0])[0]["value"] == 2_100
     assert form["format_rows"] == ["false"]
+    srv.reset_log()
+    seq(client, 2_100)
+    [export] = srv.log
+    assert export.path.endswith("/query/api")
+    assert parse_qs(export.body.decode())["parameters"] == form["parameters"]
     assert all(r.query == "" for r in srv.log if r.method == "POST")
     assert not any("parameters" in r.query for r in srv.log)
 

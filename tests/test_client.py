@@ -107,7 +107,11 @@ def test_api_key_client(srv: Any, tmp_path: Path) -> None:
         df = mb.card(demo.ALL_TYPES)
     assert len(df) == 11
     assert srv.count("POST", "/api/session") == 0
-    assert [r.path for r in srv.log] == [f"/api/card/{demo.ALL_TYPES}/query"]
+    assert sorted(r.path for r in srv.log) == [
+        f"/api/card/{demo.ALL_TYPES}",  # the name, looked up alongside the query
+        f"/api/card/{demo.ALL_TYPES}/query/api",
+    ]
+    assert all(r.header("X-API-Key") == srv.api_key for r in srv.log)
 
 
 def test_login_once_then_reuse_the_session(srv: Any, tmp_path: Path) -> None:

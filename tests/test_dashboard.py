@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -71,8 +72,9 @@ def test_every_card_keyed_by_name_and_the_failure_by_name(srv: Any, client: Clie
     assert len(result[DAILY]) == demo.DAILY_EARNINGS_ROWS
     assert result[DAILY].attrs["massive"]["source"] == "api"
     base = f"{OVERVIEW_PATH}/dashcard/{demo.DASHCARD_DAILY}/card/{demo.DAILY_EARNINGS}/query"
-    assert srv.count("POST", base) == 1
+    assert srv.count("POST", base) == 0  # one request: the api export of the dashcard
     assert srv.count("POST", base + "/api") == 1
+    assert srv.count("POST", f"{OVERVIEW_PATH}/dashcard/*") == 3
     assert srv.count("GET", OVERVIEW_PATH) == 1
     assert srv.count("POST", "/api/card/*") == 0  # always the dashcard path
     meta = result[FILTERED].attrs["massive"]
@@ -91,8 +93,11 @@ def test_filters_by_name_or_slug_reach_the_dashcard_path(srv: Any, client: Clien
     assert set(df["country"]) == {"DE", "US"}
     assert str(df["day"].min())[:10] == "2024-02-01" and str(df["day"].max())[:10] == "2024-02-29"
     path = f"{OVERVIEW_PATH}/dashcard/{demo.DASHCARD_FILTERED}/card/{demo.EARNINGS_FILTERED}/query"
-    [request] = srv.requests("POST", path)
-    sent = json.loads(request.body)["parameters"]
+    [request] = srv.requests("POST", path + "/api")
+    assert request.header("Content-Type") == "application/x-www-form-urlencoded"
+    form = parse_qs(request.body.decode())
+    assert form["format_rows"] == ["false"]
+    sent = json.loads(form["parameters"][0])
     assert sent == [
         {"id": demo.DASH_DATE_PARAM, "type": "date/range", "value": "2024-02-01~2024-02-29"},
         {"id": demo.DASH_COUNTRY_PARAM, "type": "string/=", "value": ["DE", "US"]},

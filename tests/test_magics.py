@@ -297,7 +297,7 @@ def test_timeout_from_config(
 ) -> None:
     run(ip, "%config MassiveMagics.timeout = 0.3")
     login(ip, srv, monkeypatch)
-    srv.faults.delay_next(n=10, seconds=1.0, path=f"/api/card/{demo.SEQUENCE}/query")
+    srv.faults.delay_next(n=10, seconds=1.0, path=f"/api/card/{demo.SEQUENCE}/query*")
     error = usage_error(run(ip, f"%massive_card {demo.SEQUENCE}"))
     assert isinstance(error.__cause__, errors.MassiveError)
     assert "within 0.3 s" in str(error)
@@ -336,8 +336,9 @@ def test_card_is_the_cell_result(
     assert list(df.columns) == ["n", "label"]
     assert df["n"].tolist() == list(range(1, 11))
     assert str(df["n"].dtype) == "Int64"
-    assert srv.count("POST", f"/api/card/{demo.SEQUENCE}/query") == 1
-    assert srv.count("GET", f"/api/card/{demo.SEQUENCE}") == 0  # no extra round trip
+    assert srv.count("POST", f"/api/card/{demo.SEQUENCE}/query*") == 1  # one api export
+    assert srv.count("GET", f"/api/card/{demo.SEQUENCE}") == 1  # the name, alongside
+    assert df.attrs["massive"]["name"] == "Sequence"
 
 
 def test_card_into_a_variable_prints_a_summary(
