@@ -155,6 +155,10 @@ class _Converter:
         """The exact Python values again: every check of ``values`` applies."""
         return self.values(arr.to_pylist(), col)
 
+    def dictionary(self, arr: pa.DictionaryArray, col: _Column) -> Any:
+        """Dictionary-encoded text (see ``_compact_text``): decoded, then ``arrow``."""
+        return self.arrow(arr.dictionary_decode(), col)
+
     def strings(self, arr: pa.Array, col: _Column) -> Any:
         raise NotImplementedError
 
@@ -354,6 +358,13 @@ class _Parsed(_Converter):
             return self.strings(arr.cast(_STR), col)
         return super().arrow(arr, col)
 
+    def dictionary(self, arr: pa.DictionaryArray, col: _Column) -> Any:
+        """Each distinct text parsed once, then spread out by the indices."""
+        return self._take(self.arrow(arr.dictionary, col), arr.indices)
+
+    def _take(self, converted: Any, indices: pa.Array) -> Any:
+        return converted.take(indices)
+
 
 class _Date(_Parsed):
     """The first 10 characters, ``YYYY-MM-DD``, as written: no time zone arithmetic."""
@@ -440,6 +451,10 @@ class _DateTime(_Parsed):
         except _ARROW_ERRORS as exc:
             raise col.error("a date-time that does not exist in " + zone, exc) from None
 
+    def _take(self, converted: Any, indices: pa.Array) -> Any:
+        kind, arr = converted
+        return (kind, arr.take(indices))
+
     def finish(self, chunks: list[Any], col: _Column) -> Any:
         kinds = {kind for kind, _ in chunks} - {"null"}
         zone = col.results_timezone
@@ -486,6 +501,9 @@ class _Time(_Parsed):
 
 class _TimeWithZone(_Time):
     """``datetime.time`` objects that keep their offset (pandas has no such dtype)."""
+
+    def dictionary(self, arr: pa.DictionaryArray, col: _Column) -> Any:
+        return self.arrow(arr.dictionary_decode(), col)
 
     def strings(self, arr: pa.Array, col: _Column) -> Any:
         walls = self._wall(arr, col).to_pylist()
@@ -798,9 +816,9 @@ class FrameBuilder:
             if self._deferred:
                 column = self._columns[k]
                 for i, raw in enumerate(chunks):  # convert in place: each raw chunk goes
-                    if isinstance(raw, pa.Array):
-                        if pa.types.is_dictionary(raw.type):
-                            raw = raw.dictionary_decode()
+                    if isinstance(raw, pa.DictionaryArray):
+                        chunks[i] = converter.dictionary(raw, column)
+                    elif isinstance(raw, pa.Array):
                         chunks[i] = converter.arrow(raw, column)
                     else:
                         chunks[i] = converter.values(raw, column)

@@ -463,10 +463,21 @@ def test_untyped_stores_plain_columns_as_arrow(values: list[Any], arrow_type: pa
     assert stored.to_pylist() == values
 
 
-@pytest.mark.parametrize("kind", ["type/Text", "type/Date", "type/DateTimeWithLocalTZ"])
-def test_deferred_repetitive_text_is_stored_encoded(kind: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "text"),
+    [
+        ("type/Text", "2024-01-{:02d}T00:00:00+01:00"),
+        ("type/Date", "2024-01-{:02d}T00:00:00+01:00"),
+        ("type/DateTimeWithLocalTZ", "2024-01-{:02d}T00:00:00+01:00"),
+        ("type/DateTime", "2024-01-{:02d}T10:00:00"),
+        ("type/Time", "10:{:02d}:00+01:00"),
+        ("type/TimeWithTZ", "10:{:02d}:00+01:00"),
+        ("type/JSON", '{{"day": {}}}'),
+    ],
+)
+def test_deferred_repetitive_text_is_stored_encoded(kind: str, text: str) -> None:
     """Dates as text and other repeated strings wait dictionary-encoded, then convert alike."""
-    days = [f"2024-01-{1 + i % 7:02d}T00:00:00+01:00" for i in range(3_000)]
+    days = [text.format(1 + i % 7) for i in range(3_000)]
     rows = [[None if i % 13 == 0 else day] for i, day in enumerate(days)]
     builder = FrameBuilder()
     builder.add_rows(rows)
