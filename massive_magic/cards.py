@@ -462,14 +462,20 @@ def _query_answer(
         raise ResponseError(
             f"{target.label}: Metabase's answer has no rows; run it again.", url=url
         )
+    _check_row_count(answer, len(data["rows"]), target, url)
+    return answer
+
+
+def _check_row_count(
+    answer: Mapping[str, Any], received: int, target: QueryTarget, url: str
+) -> None:
+    """A result shorter (or longer) than Metabase's own ``row_count`` is an error."""
     count = answer.get("row_count")
-    if isinstance(count, int) and count != len(data["rows"]):
+    if isinstance(count, int) and count != received:
         raise ResponseError(
-            f"{target.label}: Metabase announced {count} rows but sent {len(data['rows'])}; "
-            "run it again.",
+            f"{target.label}: Metabase announced {count} rows but sent {received}; run it again.",
             url=url,
         )
-    return answer
 
 
 def _export(
@@ -530,13 +536,7 @@ def _stream_rows(
             builder.add_rows(batch)  # exactly ``limit`` rows may be all: read on to the tail
     tail = stream.tail if isinstance(stream.tail, dict) else {}
     _raise_if_failed(tail, target, url)
-    count = tail.get("row_count")
-    if isinstance(count, int) and count != builder.row_count:
-        raise ResponseError(
-            f"{target.label}: Metabase announced {count} rows but sent {builder.row_count}; "
-            "run it again.",
-            url=url,
-        )
+    _check_row_count(tail, builder.row_count, target, url)
     return tail
 
 
