@@ -48,12 +48,10 @@ maps them to display names and ``df.attrs["metabase_types"]`` to the type used.
 
 from __future__ import annotations
 
-import gc
 import io
 import re
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta, timezone
 from typing import Any
@@ -65,6 +63,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from massive_magic.errors import MassiveWarning, QueryFailed, ResponseError, UnknownTypeWarning
+from massive_magic.rowstream import gc_paused
 
 __all__ = ["TYPE_TABLE", "FrameBuilder", "frame_from_csv", "frame_from_result"]
 
@@ -102,18 +101,6 @@ class _Column:
             f"Column {self.name!r} ({self.type}) holds {what}: {text}. "
             "Check the column's type in the card's metadata in Metabase."
         )
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC around a burst of short-lived, acyclic allocations."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _first_value_not(values: Sequence[Any], kinds: tuple[type, ...]) -> Any:
@@ -745,7 +732,7 @@ class FrameBuilder:
             raise ResponseError("The answer's rows are not lists; check the card in Metabase.")
         width = len(rows[0]) if self._width is None else self._width
         try:
-            with _gc_paused():
+            with gc_paused():
                 # zip is the fastest transposition; its iterator per row only costs
                 # time when the cyclic GC walks them, hence the pause.
                 columns = list(zip(*rows, strict=True))

@@ -45,7 +45,7 @@ import orjson
 
 from massive_magic.errors import ResponseError
 
-__all__ = ["ApiRowStream"]
+__all__ = ["ApiRowStream", "gc_paused"]
 
 _WS = b" \t\r\n"
 # The tokens an ``api`` body starts with, whitespace allowed between them.
@@ -91,7 +91,7 @@ def _has_inexact_integer(text: bytes) -> bool:
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Pause the cyclic GC while orjson builds a batch of lists.
 
     The rows are acyclic, but every 700 new lists trigger a collection that
@@ -117,7 +117,7 @@ def _loads(text: bytes) -> Any:
         except (ValueError, RecursionError) as exc:
             raise _Invalid(str(exc)) from exc
     try:
-        with _gc_paused():
+        with gc_paused():
             return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         if "number" not in exc.msg and "surrogate" not in exc.msg:

@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "settings": {"errors"},
     "refs": {"errors"},
     "token_store": {"errors"},
-    "frames": {"errors"},
+    "frames": {"errors", "rowstream"},
     "rowstream": {"errors"},
     "parameters": {"errors"},
     "cellparams": {"errors"},
