@@ -368,6 +368,19 @@ def _refused(exc: MassiveError) -> bool:
     return status in _REFUSED
 
 
+def _open_api_export(
+    session: MetabaseSession, target: QueryTarget, form: dict[str, str]
+) -> Any | None:
+    """The streaming ``api`` export response, or None when this server refuses that export."""
+    try:
+        with _card_errors(session, target):
+            return session.request("POST", target.path + "/api", data=form, stream=True)
+    except (CardNotFound, ResponseError) as exc:
+        if not _refused(exc) or _is_invalid_parameter(exc):
+            raise
+        return None
+
+
 def _via_api(
     session: MetabaseSession,
     target: QueryTarget,
@@ -384,14 +397,8 @@ def _via_api(
     export gets the ``/query`` route.
     """
     url = _server_url(session)
-    try:
-        with _card_errors(session, target):
-            response = session.request(
-                "POST", target.path + "/api", data=_export_form(parameters), stream=True
-            )
-    except (CardNotFound, ResponseError) as exc:
-        if not _refused(exc) or _is_invalid_parameter(exc):
-            raise
+    response = _open_api_export(session, target, _export_form(parameters))
+    if response is None:
         return _via_query(session, target, parameters, limit, refresh, bar, api=False)
     builder = FrameBuilder()
     try:
@@ -489,12 +496,8 @@ def _export(
 ) -> tuple[pd.DataFrame, str]:
     """Stream the complete result from the api export, or read the csv export."""
     url = _server_url(session)
-    try:
-        with _card_errors(session, target):
-            response = session.request("POST", target.path + "/api", data=form, stream=True)
-    except (CardNotFound, ResponseError) as exc:
-        if not _refused(exc) or _is_invalid_parameter(exc):
-            raise
+    response = _open_api_export(session, target, form)
+    if response is None:
         return _csv_export(session, target, form, cols, timezone_name, limit, bar), "csv"
     builder = FrameBuilder(cols, results_timezone=timezone_name)
     try:
