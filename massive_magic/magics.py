@@ -320,8 +320,7 @@ class MassiveMagics(Magics):
         if not args.output:
             return df
         if self._store(args, df):
-            with self._translate():
-                print(_describe_frame(args.output, df, _card_name(client, df), seconds))
+            print(_describe_frame(args.output, df, _card_name(df), seconds))
         return None
 
     @magic_arguments()
@@ -391,11 +390,14 @@ def _describe_login(info: Any) -> str:
     return f"{who}; session valid until {until}{reused}."
 
 
-def _card_name(client: Client, df: Any) -> str:
-    """The card's name for the summary line: from the frame, else one cached card lookup."""
+def _card_name(df: Any) -> str:
+    """The card's name for the summary line, from the frame's provenance.
+
+    ``Client.card`` looks the name up alongside the query; only when that lookup
+    failed is it missing, and then the id stands in (no second lookup).
+    """
     meta = df.attrs.get("massive") or {}
-    name = meta.get("name") or client.card_info(meta["card_id"]).get("name")
-    return str(name) if name else f"card {meta['card_id']}"
+    return str(meta["name"]) if meta.get("name") else f"card {meta['card_id']}"
 
 
 def _describe_frame(var: str, df: Any, name: str, seconds: float) -> str:
