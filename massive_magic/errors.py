@@ -3,6 +3,12 @@
 Messages say what happened and what to do next. None of them ever contains a
 password or a session token.
 
+What to do next is data, not prose: an error carries ``next_steps``, a tuple of
+:class:`NextStep` (a :class:`Step` and the names it concerns), and each edge words
+them itself. ``str(exc)`` is the Python API's wording (:data:`PYTHON_WORDS`); the
+magics, the CLI and the picker render the same steps with their own tables through
+:func:`render`, so no edge rewrites another's sentences.
+
     MassiveError
      ├── ConfigError                 missing or invalid setting (URL, credentials, options)
      ├── AuthError                   login refused, session rejected, no password available
@@ -26,9 +32,13 @@ password or a session token.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 __all__ = [
+    "PYTHON_WORDS",
     "AccessDenied",
     "AuthError",
     "BadCardRef",
@@ -40,16 +50,89 @@ __all__ = [
     "LoginThrottled",
     "MassiveError",
     "MassiveWarning",
+    "NextStep",
     "NotFound",
     "ParameterError",
     "QueryFailed",
     "ResponseError",
+    "Step",
     "UnknownTypeWarning",
+    "render",
 ]
 
 
+class Step(str, Enum):
+    """Something the user can do next; each edge (Python, magics, CLI, picker) words it."""
+
+    LIST_CARDS = "list_cards"  # see which cards this user can read
+    SHOW_PARAMETERS = "show_parameters"  # see a card's parameters (ref)
+    GIVE_PARAMETER = "give_parameter"  # give a value for the parameters in names
+    REFRESH = "refresh"  # re-read the card's declarations / bypass the result cache
+    READ_DASHBOARD = "read_dashboard"  # read the whole dashboard instead (ref)
+    READ_CARD = "read_card"  # read it as a card (ref)
+    LOGIN = "login"  # log in again (explicitly)
+    SET_USER = "set_user"  # name the login e-mail
+    SET_PASSWORD = "set_password"  # provide the password (names: the env variable)
+    USE_API_KEY = "use_api_key"  # an API key avoids logins (names: the env variable)
+    RAISE_TIMEOUT = "raise_timeout"  # allow a card more time
+    WAIT_THEN_LOGIN = "wait_then_login"  # wait out a lockout, then log in once
+    USE_HTTPS = "use_https"  # use an https:// URL (or opt in to http)
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """One thing to do next: which step, and the card/dashboard and names it concerns."""
+
+    step: Step
+    ref: int | str | None = None
+    names: tuple[str, ...] = ()
+
+    def words(self, table: Mapping[Step, str]) -> str:
+        """This step in the words of ``table`` (``{ref}`` and ``{names}`` filled in)."""
+        template = table.get(self.step, "")
+        return template.format(ref=self.ref, names=", ".join(self.names)) if template else ""
+
+
+#: The Python API's words for each step; ``str(exc)`` uses them.
+PYTHON_WORDS: Mapping[Step, str] = {
+    Step.LIST_CARDS: "Client.cards() lists the cards you can read.",
+    Step.SHOW_PARAMETERS: "Client.card_info({ref}) lists its parameters.",
+    Step.GIVE_PARAMETER: "Give {names} a value with params={{...}}.",
+    Step.REFRESH: "Run it again with refresh=True.",
+    Step.READ_DASHBOARD: "Read the whole dashboard with Client.dashboard({ref}).",
+    Step.READ_CARD: "Use Client.card({ref}) for it.",
+    Step.LOGIN: "Log in again with Client.login(force=True).",
+    Step.SET_USER: "Pass username=... or set {names}.",
+    Step.SET_PASSWORD: "Pass password=... or set {names}.",
+    Step.USE_API_KEY: "Or use an API key ({names}).",
+    Step.RAISE_TIMEOUT: "Raise it with Client(timeout=<seconds>).",
+    Step.WAIT_THEN_LOGIN: "Then call Client.login() once.",
+    Step.USE_HTTPS: "Use an https:// URL, or pass allow_http=True if you must.",
+}
+
+
+def render(exc: BaseException, table: Mapping[Step, str]) -> str:
+    """``exc``'s message followed by its next steps in the words of ``table``."""
+    if not isinstance(exc, MassiveError):
+        return str(exc)
+    steps = [step.words(table) for step in exc.next_steps]
+    return " ".join([exc.message, *(s for s in steps if s)])
+
+
 class MassiveError(Exception):
-    """Base of every error raised by massive-magic."""
+    """Base of every error raised by massive-magic.
+
+    ``message`` says what happened (no edge-specific advice in it); ``next_steps``
+    say what to do, as data. ``str(exc)`` joins them in the Python API's words.
+    """
+
+    def __init__(self, message: str = "", *, next_steps: Sequence[NextStep] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.next_steps: tuple[NextStep, ...] = tuple(next_steps)
+
+    def __str__(self) -> str:
+        return render(self, PYTHON_WORDS)
 
 
 class ConfigError(MassiveError):
@@ -68,8 +151,14 @@ class LoginThrottled(AuthError):
     without attempts, so every extra try makes it longer.
     """
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        next_steps: Sequence[NextStep] = (),
+    ) -> None:
+        super().__init__(message, next_steps=next_steps)
         self.retry_after = retry_after
 
 
@@ -80,8 +169,15 @@ class ResponseError(MassiveError):
     unexpected 5xx after the retries ran out.
     """
 
-    def __init__(self, message: str, *, status: int | None = None, url: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        url: str | None = None,
+        next_steps: Sequence[NextStep] = (),
+    ) -> None:
+        super().__init__(message, next_steps=next_steps)
         self.status = status
         self.url = url
 
@@ -93,16 +189,20 @@ class NotFound(MassiveError):
 class CardNotFound(NotFound):
     """No card with this id exists, or it is not visible to this user."""
 
-    def __init__(self, message: str, *, card_id: int | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, card_id: int | None = None, next_steps: Sequence[NextStep] = ()
+    ) -> None:
+        super().__init__(message, next_steps=next_steps)
         self.card_id = card_id
 
 
 class DashboardNotFound(NotFound):
     """No dashboard with this id exists."""
 
-    def __init__(self, message: str, *, dashboard_id: int | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, dashboard_id: int | None = None, next_steps: Sequence[NextStep] = ()
+    ) -> None:
+        super().__init__(message, next_steps=next_steps)
         self.dashboard_id = dashboard_id
 
 
@@ -125,8 +225,9 @@ class QueryFailed(MassiveError):
         error_type: str | None = None,
         card_id: int | None = None,
         details: dict[str, Any] | None = None,
+        next_steps: Sequence[NextStep] = (),
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, next_steps=next_steps)
         self.error = error
         self.error_type = error_type
         self.card_id = card_id
