@@ -115,8 +115,11 @@ def render(exc: BaseException, table: Mapping[Step, str]) -> str:
     """``exc``'s message followed by its next steps in the words of ``table``."""
     if not isinstance(exc, MassiveError):
         return str(exc)
-    steps = [step.words(table) for step in exc.next_steps]
-    return " ".join([exc.message, *(s for s in steps if s)])
+    steps = [words for step in exc.next_steps if (words := step.words(table))]
+    message = exc.message.rstrip()
+    if steps and message and message[-1] not in ".!?)":
+        message += "."  # server text ends a sentence, never runs into the advice
+    return " ".join([message, *steps]) if message else " ".join(steps)
 
 
 class MassiveError(Exception):
