@@ -26,6 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "rowstream": {"errors"},
     "parameters": {"errors"},
     "cellparams": {"errors"},
+    "links": {"errors", "refs", "parameters"},
     "session": {"errors", "settings", "token_store"},
     "cards": {"errors", "settings", "refs", "frames", "rowstream", "parameters", "session"},
     "client": {
