@@ -27,6 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "parameters": {"errors"},
     "cellparams": {"errors"},
     "links": {"errors", "refs", "parameters"},
+    "completion": {"errors", "refs", "parameters", "links"},
     "session": {"errors", "settings", "token_store"},
     "cards": {"errors", "settings", "refs", "frames", "rowstream", "parameters", "session"},
     "client": {
