@@ -95,7 +95,7 @@ def _as_index(ref: object) -> int | None:
     if isinstance(ref, (bool, str, bytes)) or type(ref).__name__ in ("bool_", "bool"):
         return None
     try:
-        return operator.index(ref)  # type: ignore[call-overload]
+        return operator.index(ref)  # type: ignore[arg-type]
     except TypeError:
         return None
 

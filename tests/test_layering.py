@@ -28,6 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "cellparams": {"errors"},
     "links": {"errors", "refs", "parameters"},
     "completion": {"errors", "refs", "parameters", "links"},
+    "card_view": {"errors", "refs", "parameters", "links", "frames"},
     "session": {"errors", "settings", "token_store"},
     "cards": {"errors", "settings", "refs", "frames", "rowstream", "parameters", "session"},
     "client": {

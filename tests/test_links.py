@@ -132,7 +132,7 @@ def test_query_values(values: dict[str, Any], query: str) -> None:
 
 
 def test_slug_comes_from_the_object_then_the_declaration_then_the_template_tag() -> None:
-    params = [
+    params: list[dict[str, Any]] = [
         {"id": "a", "slug": "from_object", "type": "category", "value": ["x"]},
         {"id": "id-country", "type": "string/=", "value": ["y"]},
         {"id": "c", "type": "text", "target": ["variable", ["template-tag", "tagged"]], "value": 1},
