@@ -229,13 +229,16 @@ def static_values(decl: Mapping[str, Any]) -> list[tuple[Any, str | None]]:
     return pairs
 
 
-def complete_parameter_values(decl: Mapping[str, Any], prefix: str) -> list[str]:
+def complete_parameter_values(
+    decl: Mapping[str, Any], prefix: str, *, in_list: bool = False
+) -> list[str]:
     """Values for ``decl`` that ``prefix`` starts (the value, or a word of its label).
 
     The static list first, then the declared default, then for a date widget
     Metabase's relative dates, for a boolean ``true``/``false``, for a temporal unit
     the units. Each as written in a cell: text that the cell would read as a number,
-    ``true``/``null`` or JSON is quoted.
+    ``true``/``null`` or JSON is quoted. ``in_list``: an item of a JSON list
+    (``["DE", "G``), so every text is quoted.
     """
     typed = prefix.strip().strip('"').casefold()
     candidates: list[tuple[Any, str | None]] = static_values(decl)
@@ -251,7 +254,7 @@ def complete_parameter_values(decl: Mapping[str, Any], prefix: str) -> list[str]
         candidates.extend((unit, None) for unit in _TEMPORAL_UNITS)
     found: list[str] = []
     for value, label in candidates:
-        text = _cell_text(value)
+        text = _json_item(value) if in_list else _cell_text(value)
         plain = text.strip('"').casefold()
         words = re.split(r"\W+", (label or "").casefold())
         if (plain.startswith(typed) or any(w.startswith(typed) for w in words if w)) and (
@@ -259,6 +262,11 @@ def complete_parameter_values(decl: Mapping[str, Any], prefix: str) -> list[str]
         ):
             found.append(text)
     return found
+
+
+def _json_item(value: Any) -> str:
+    """``value`` as an item of a JSON list in a cell (taken as is: no ``{var}`` inside)."""
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _cell_text(value: Any) -> str:
@@ -295,9 +303,10 @@ class CellContext:
 
     ``kind``: ``"card"`` / ``"dashboard"`` (a reference on a magic line), ``"name"`` (a
     parameter name at the start of a body line), ``"value"`` (the value of ``name``),
-    or ``"none"``. ``prefix``: what is typed of that item so far. ``card_ref``: the
-    reference on the ``%%massive_card`` line of the cell (as written; None if it is a
-    ``{var}`` or missing). ``given``: parameter names set on the cell's other lines.
+    or ``"none"``. ``prefix``: what is typed of that item so far (of a value in a
+    JSON list, ``in_list``, the current item). ``card_ref``: the reference on the
+    ``%%massive_card`` line of the cell (as written; None if it is a ``{var}`` or
+    missing). ``given``: parameter names set on the cell's other lines.
     """
 
     kind: Literal["card", "dashboard", "name", "value", "none"]
@@ -305,6 +314,7 @@ class CellContext:
     name: str | None = None
     card_ref: str | None = None
     given: tuple[str, ...] = field(default=())
+    in_list: bool = False
 
 
 _NONE = CellContext("none")
@@ -342,6 +352,9 @@ def cell_context(
     value = value.lstrip()
     if "{" in value:
         return _NONE  # a {var}: Python's completion is the better help here
+    if value.startswith("["):
+        item = re.split(r"[\[,]", value)[-1].lstrip()
+        return CellContext("value", item, name.strip(), card_ref, given, in_list=True)
     return CellContext("value", value, name.strip(), card_ref, given)
 
 

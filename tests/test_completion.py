@@ -240,6 +240,17 @@ def test_values_are_written_so_the_cell_reads_them_back(value: Any, text: str) -
     assert parse_cell(f"x = {text}") == {"x": value}
 
 
+def test_values_inside_a_json_list_are_json() -> None:
+    country = DECLS["country"]
+    assert complete_parameter_values(country, '"G', in_list=True) == ['"GB"']
+    assert complete_parameter_values(country, "", in_list=True)[:2] == ['"BR"', '"DE"']
+    decl = {"type": "category", "values_source_config": {"values": ["a {b}", 3, True]}}
+    items = complete_parameter_values(decl, "", in_list=True)
+    assert items == ['"a {b}"', "3", "true"]
+    assert parse_cell(f"x = [{', '.join(items)}]") == {"x": ["a {b}", 3, True]}
+    assert fit_to_token('"GB"', '"G', "G") == 'GB"'
+
+
 def test_values_without_a_list() -> None:
     assert complete_parameter_values(DECLS["min_earnings"], "") == []
     assert complete_parameter_values({"type": "category", "default": "Android"}, "an") == [
@@ -262,6 +273,8 @@ H = "%%massive_card 497\n"
         (H + "country = D", "country = D", None, CellContext("value", "D", "country", "497")),
         (H + "Min orders =", "Min orders =", 1, CellContext("value", "", "Min orders", "497")),
         (H + "app = Lumen W", "app = Lumen W", 1, CellContext("value", "Lumen W", "app", "497")),
+        (H + 'c = [1, "G', 'c = [1, "G', 1, CellContext("value", '"G', "c", "497", in_list=True)),
+        (H + "c = [", "c = [", 1, CellContext("value", "", "c", "497", in_list=True)),
         ("%%massive_card {ref}\nco", "co", 1, CellContext("name", "co", None, None)),
         ("%%massive_card --refresh https://mb/question/497-x\nco", "co", 1,
          CellContext("name", "co", None, "https://mb/question/497-x")),
