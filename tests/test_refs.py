@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from massive_magic.errors import BadCardRef, NextStep, Step
+from massive_magic.errors import BadCardRef, Step
 from massive_magic.refs import card_id, dashboard_id, url_origin
 
 
@@ -192,15 +192,3 @@ def test_url_origin(url: str, origin: str) -> None:
 def test_url_origin_rejects_what_is_not_an_absolute_url(url: str) -> None:
     with pytest.raises(BadCardRef):
         url_origin(url)
-
-
-def test_wrong_kind_advice_is_a_next_step_not_prose() -> None:
-    with pytest.raises(BadCardRef) as info:
-        card_id("https://massive.metabaseapp.com/dashboard/12-overview")
-    assert "Client." not in info.value.message
-    assert info.value.next_steps == (NextStep(Step.READ_DASHBOARD, ref=12),)
-    assert "Client.dashboard(12)" in str(info.value)
-    with pytest.raises(BadCardRef) as info:
-        dashboard_id("https://massive.metabaseapp.com/question/484-x")
-    assert "Client." not in info.value.message
-    assert info.value.next_steps == (NextStep(Step.READ_CARD, ref=484),)
