@@ -26,6 +26,9 @@ ALLOWED: dict[str, set[str]] = {
     "rowstream": {"errors"},
     "parameters": {"errors"},
     "cellparams": {"errors"},
+    "links": {"errors", "refs", "parameters"},
+    "completion": {"errors", "refs", "parameters", "links"},
+    "card_view": {"errors", "refs", "parameters", "links", "frames"},
     "session": {"errors", "settings", "token_store"},
     "cards": {"errors", "settings", "refs", "frames", "rowstream", "parameters", "session"},
     "client": {
