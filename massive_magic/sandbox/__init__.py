@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from . import demo
 from .faults import Request
-from .server import Sandbox
+from .handle import Sandbox
 
 __all__ = ["Request", "Sandbox", "demo", "start"]
 
