@@ -134,7 +134,8 @@ class _Handler(BaseHTTPRequestHandler):
                 response = self._api_answer(rec, body)
             self._send(rec, response, proxied=proxied)
         finally:
-            rec.finished = time.monotonic()
+            if rec.finished is None:  # given up, or cut
+                rec.finished = time.monotonic()
 
     def _take(self, kind: str, rec: Request) -> Rule | None:
         rule = self.server.sandbox.faults.take(kind, rec.method, rec.path)
@@ -226,27 +227,31 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_body(rec, wire, resp.body, gz, cut)
             else:
                 self._send_chunks(rec, wire, chunks, gz, cut)
-            rec.complete = True
         except _Cut:
             self.close_connection = True
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            rec.complete = False
             self.close_connection = True
         except Exception:
             # A bug after the headers went out: the body stops short (no terminating
             # chunk) and the connection is dropped.
+            rec.complete = False
             self.close_connection = True
 
     def _send_body(self, rec: Request, wire: _Wire, body: bytes, gz: bool, cut: bool) -> None:
         rec.bytes_sent = rec.largest_write = len(body)
         payload = gzip.compress(body, compresslevel=1, mtime=0) if gz and body else body
         self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
         wire.start(len(payload))
+        if not payload and not wire.stalling:
+            wire.last_byte()
+        self.end_headers()
         if cut:
             wire.write(payload[: max(1, len(payload) // 2)])
             self._hang_up()
         wire.write(payload)
         wire.end()
+        wire.last_byte()  # an empty body that stalled after its headers
         self.wfile.flush()
 
     def _send_chunks(
@@ -281,6 +286,7 @@ class _Handler(BaseHTTPRequestHandler):
             wire.write(tail)
             self.wfile.write(b"\r\n")
         wire.end()
+        wire.last_byte()
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
@@ -304,10 +310,23 @@ class _Wire:
         self._stall_for = stall.seconds if stall is not None else 0.0
         self._drip = drip
         self._drip_until = 0.0
+        self._length: int | None = None
         self.sent = 0
 
+    @property
+    def stalling(self) -> bool:
+        return self._stall_at is not None
+
+    def last_byte(self) -> None:
+        """The answer's last bytes go out now: the log says so first, so a client that has
+        read the whole answer always finds its request ``complete`` and ``finished``."""
+        if self._rec.finished is None:
+            self._rec.complete = True
+            self._rec.finished = time.monotonic()
+
     def start(self, length: int | None) -> None:
-        """Headers are out; ``length`` is the whole body's size when it is known."""
+        """Headers are going out; ``length`` is the whole body's size when it is known."""
+        self._length = length
         if self._stall_at is not None and length is not None:
             self._stall_at = min(self._stall_at, max(0, length - 1))
         if self._drip is not None:
@@ -325,9 +344,11 @@ class _Wire:
                     self._h.wfile.flush()
                     self._h._pause(min(self._drip.interval, self._drip_until - time.monotonic()))
                 n = min(n, self._drip.piece)
-            self._h.wfile.write(view[:n])
-            self._rec.writes += 1
+            if self._length is not None and self.sent + n == self._length:
+                self.last_byte()
+            self._rec.writes += 1  # counted first, like ``last_byte``
             self.sent += n
+            self._h.wfile.write(view[:n])
             view = view[n:]
         self._maybe_stall()
 
