@@ -228,6 +228,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send_chunks(rec, wire, chunks, gz, cut)
         except _Cut:
+            rec.complete = False  # even when the cut left only the last byte out
             self.close_connection = True
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             rec.complete = False
