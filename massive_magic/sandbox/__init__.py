@@ -4,18 +4,26 @@
     with sandbox.start(port=0) as srv:
         srv.url, srv.username, srv.password, srv.api_key
         srv.faults.fail_next()          # the next request gets a 502 page from "nginx"
+        srv.faults.delay_next(seconds=1, after_bytes=100, path="/api/card/*")  # stalls
+        srv.requests("POST", "/api/card/*")   # the log: counts, order (started/finished)
 
 It answers the endpoints the client uses exactly as ``docs/metabase-api.md``
 describes Metabase v0.56 (status codes, body shapes, row caps, value formats, login
-throttling) and keeps a log of every request so tests can count round trips.
-Faults, the clock and helpers are reachable from Python only, never over HTTP.
+throttling, streamed query answers that close the connection, errors appended to a
+half-written body) and keeps a log of every request so tests count round trips and
+check order and overlap.  Faults (:mod:`.faults`), the clock and helpers are reachable
+from Python only, never over HTTP.
+
+Modules: ``handle`` (the :class:`Sandbox`), ``transport`` (HTTP, framing, gzip, faults),
+``endpoints`` (routing and handlers), ``queries`` (running a card), ``streams`` (row
+writers), ``responses``, ``faults``, ``catalog``, ``values``, ``auth``, ``demo``.
 """
 
 from __future__ import annotations
 
 from . import demo
 from .faults import Request
-from .server import Sandbox
+from .handle import Sandbox
 
 __all__ = ["Request", "Sandbox", "demo", "start"]
 
