@@ -63,7 +63,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from massive_magic.errors import MassiveWarning, QueryFailed, ResponseError, UnknownTypeWarning
-from massive_magic.rowstream import gc_paused
+from massive_magic.gcpause import gc_paused
 
 __all__ = ["TYPE_TABLE", "FrameBuilder", "frame_from_csv", "frame_from_result"]
 

@@ -34,18 +34,17 @@ with the GC on, parsing takes about twice as long.
 
 from __future__ import annotations
 
-import gc
 import json
 import re
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import orjson
 
 from massive_magic.errors import ResponseError
+from massive_magic.gcpause import gc_paused
 
-__all__ = ["ApiRowStream", "gc_paused"]
+__all__ = ["ApiRowStream"]
 
 _WS = b" \t\r\n"
 # The tokens an ``api`` body starts with, whitespace allowed between them.
@@ -88,22 +87,6 @@ def _has_inexact_integer(text: bytes) -> bool:
         if not _ORJSON_MIN <= value <= _ORJSON_MAX:
             return True
     return False
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC while orjson builds a batch of lists.
-
-    The rows are acyclic, but every 700 new lists trigger a collection that
-    walks them all again: with the GC on, parsing takes about twice as long.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _loads(text: bytes) -> Any:
