@@ -77,6 +77,7 @@ class Step(str, Enum):
     RAISE_TIMEOUT = "raise_timeout"  # allow a card more time
     WAIT_THEN_LOGIN = "wait_then_login"  # wait out a lockout, then log in once
     USE_HTTPS = "use_https"  # use an https:// URL (or opt in to http)
+    INSTALL_EXTRA = "install_extra"  # install an optional extra (names: the extra)
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ PYTHON_WORDS: Mapping[Step, str] = {
     Step.RAISE_TIMEOUT: "Raise it with Client(timeout=<seconds>).",
     Step.WAIT_THEN_LOGIN: "Then call Client.login() once.",
     Step.USE_HTTPS: "Use an https:// URL, or pass allow_http=True if you must.",
+    Step.INSTALL_EXTRA: "Install it with pip install 'massive-magic[{names}]'.",
 }
 
 
