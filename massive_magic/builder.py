@@ -122,7 +122,8 @@ class FrameBuilder:
             if converter.warn:
                 warnings.warn(
                     f"Column {name!r} has the Metabase type {kind!r}, which massive-magic "
-                    "does not know; its values are kept as they are (object dtype).",
+                    "does not know; its values are kept as they are (object dtype; "
+                    "JSON text in Arrow).",
                     UnknownTypeWarning,
                     stacklevel=3,
                 )

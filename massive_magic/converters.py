@@ -160,7 +160,7 @@ class Integer(Converter):
             return arr
         if pa.types.is_null(kind):
             return arr.cast(pa.int64())
-        if pa.types.is_float64(kind):  # only floats (see _untyped): each must be whole
+        if pa.types.is_float64(kind):  # only floats (see builder.untyped): each must be whole
             floats = arr.to_numpy(zero_copy_only=False)  # nulls -> NaN
             valid = ~np.isnan(floats)
             whole = (np.floor(floats) == floats) & (np.abs(floats) <= 2.0**53)
