@@ -8,7 +8,11 @@ date-times with offsets, text with quotes and ``],[``, booleans, floats, nulls
 * floor: ``orjson.loads(body)`` alone (no DataFrame at all), and the same with
   the cyclic GC off (a stricter reference: ours pauses the GC while parsing);
 * naive: ``json.loads(body)`` + ``pd.DataFrame(rows)`` (untyped: object columns);
-* ours:  ``ApiRowStream`` over 1 MiB chunks + ``FrameBuilder`` (typed).
+* ours:  ``ApiRowStream`` over 1 MiB chunks + ``FrameBuilder`` (typed), building a
+  pandas DataFrame (``build``) and, for the same rows, an Arrow table
+  (``build_arrow``, no pandas), with the columns known up front;
+* the builder alone on rows parsed beforehand, ``build`` next to ``build_arrow``:
+  the typing cost without the parsing;
 
 and the peak memory of ours (Python + numpy via tracemalloc, plus Arrow's
 memory pool) next to the final ``df.memory_usage(deep=True)``.
@@ -87,7 +91,8 @@ def chunks(body: bytes) -> Iterator[bytes]:
         yield bytes(view[start : start + CHUNK])
 
 
-def ours(body: bytes) -> pd.DataFrame:
+def _streamed(body: bytes) -> FrameBuilder:
+    """The known-cols path: each batch typed as it is parsed."""
     stream = ApiRowStream(chunks(body))
     builder: FrameBuilder | None = None
     for batch in stream:
@@ -98,7 +103,34 @@ def ours(body: bytes) -> pd.DataFrame:
     data = stream.tail["data"]
     if builder is None:
         builder = FrameBuilder(data["cols"], results_timezone=data.get("results_timezone"))
-    return builder.build()
+    return builder
+
+
+def ours(body: bytes) -> pd.DataFrame:
+    return _streamed(body).build()
+
+
+def ours_arrow(body: bytes) -> pa.Table:
+    return _streamed(body).build_arrow()
+
+
+def parsed_batches(body: bytes) -> list[list[list[object]]]:
+    return list(ApiRowStream(chunks(body)))
+
+
+def _typed(batches: list[list[list[object]]]) -> FrameBuilder:
+    builder = FrameBuilder(COLS, results_timezone="America/New_York")
+    for batch in batches:
+        builder.add_rows(batch)
+    return builder
+
+
+def typed_pandas(batches: list[list[list[object]]]) -> pd.DataFrame:
+    return _typed(batches).build()
+
+
+def typed_arrow(batches: list[list[list[object]]]) -> pa.Table:
+    return _typed(batches).build_arrow()
 
 
 def floor(body: bytes) -> object:
@@ -119,7 +151,7 @@ def naive(body: bytes) -> pd.DataFrame:
     return pd.DataFrame(data["rows"], columns=[c["name"] for c in data["cols"]])
 
 
-def timed(fn, body: bytes) -> tuple[float, float]:
+def timed(fn, body) -> tuple[float, float]:
     """(CPU seconds, wall seconds) of one call; CPU time is steadier on a busy machine."""
     gc.collect()
     cpu, wall = time.process_time(), time.perf_counter()
@@ -179,15 +211,21 @@ def main() -> None:
 
     df = ours(body)
     assert isinstance(df, pd.DataFrame) and len(df) == n
+    table = ours_arrow(body)
+    assert isinstance(table, pa.Table) and table.num_rows == n
+    batches = parsed_batches(body)
     variants = [
-        ("floor  orjson.loads(body)", floor),
-        ("floor' orjson.loads(body), GC off", floor_no_gc),
-        ("ours   ApiRowStream(1 MiB) + FrameBuilder", ours),
+        ("floor  orjson.loads(body)", floor, body),
+        ("floor' orjson.loads(body), GC off", floor_no_gc, body),
+        ("ours   ApiRowStream(1 MiB) + FrameBuilder", ours, body),
+        ("ours   ... + build_arrow (no pandas)", ours_arrow, body),
+        ("typing parsed rows -> build (pandas)", typed_pandas, batches),
+        ("typing parsed rows -> build_arrow", typed_arrow, batches),
     ]
     best: dict[str, tuple[float, float]] = {}
     for _ in range(repeat):  # interleaved, best of each: the machine may be busy
-        for label, fn in variants:
-            cpu, wall = timed(fn, body)
+        for label, fn, arg in variants:
+            cpu, wall = timed(fn, arg)
             old = best.get(label, (float("inf"), float("inf")))
             best[label] = (min(old[0], cpu), min(old[1], wall))
     best["naive  json.loads + pd.DataFrame(rows)"] = timed(naive, body)
@@ -199,7 +237,16 @@ def main() -> None:
     o_cpu = best["ours   ApiRowStream(1 MiB) + FrameBuilder"][0]
     n_cpu = best["naive  json.loads + pd.DataFrame(rows)"][0]
     print(f"ours is {n_cpu / o_cpu:.1f}x faster than naive (cpu), and typed")
+    a_cpu = best["ours   ... + build_arrow (no pandas)"][0]
+    tp_cpu = best["typing parsed rows -> build (pandas)"][0]
+    ta_cpu = best["typing parsed rows -> build_arrow"][0]
+    print(
+        f"Arrow vs pandas, same rows: streamed {a_cpu:.2f} vs {o_cpu:.2f} cpu s, "
+        f"typing alone {ta_cpu:.2f} vs {tp_cpu:.2f} cpu s"
+    )
     print("dtypes: " + ", ".join(f"{k}={v}" for k, v in df.dtypes.items()))
+    print("arrow:  " + ", ".join(f"{f.name}={f.type}" for f in table.schema))
+    print(f"Arrow table: {table.nbytes / 1e6:.0f} MB (nbytes)")
     print(f"final DataFrame: {df_bytes / 1e6:.0f} MB (memory_usage deep)")
     print(
         f"peak RSS growth during ours: {rss_growth / 1e6:.0f} MB = "

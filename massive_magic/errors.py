@@ -78,6 +78,7 @@ class Step(str, Enum):
     WAIT_THEN_LOGIN = "wait_then_login"  # wait out a lockout, then log in once
     USE_HTTPS = "use_https"  # use an https:// URL (or opt in to http)
     CONNECT_SERVER = "connect_server"  # connect to the server a URL names (names: its origin)
+    INSTALL_EXTRA = "install_extra"  # install an optional extra (names: the extra)
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ PYTHON_WORDS: Mapping[Step, str] = {
     Step.WAIT_THEN_LOGIN: "Then call Client.login() once.",
     Step.USE_HTTPS: "Use an https:// URL, or pass allow_http=True if you must.",
     Step.CONNECT_SERVER: "Read it with a Client(url='{names}') of that server.",
+    Step.INSTALL_EXTRA: "Install it with pip install 'massive-magic[{names}]'.",
 }
 
 

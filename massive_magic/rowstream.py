@@ -30,24 +30,43 @@ stdlib ``json`` module instead (exact Python ints).
 
 The cyclic GC is paused while orjson builds a batch: the rows are acyclic, and
 with the GC on, parsing takes about twice as long.
+
+The work is linear in the body, whatever its shape: the opening tokens are
+matched chunk by chunk (whitespace between them is dropped as it arrives), and
+after a cut that leaves ``r`` bytes behind the next cut waits for at least
+``2 * r`` bytes, so no byte is joined, scanned or parsed more than a constant
+number of times (``ApiRowStream.work`` counts them; the tests hold it to a
+multiple of the body's size).
+
+Padding is refused early: a run of more than ``WHITESPACE_RUN_LIMIT`` (16 MiB)
+of whitespace anywhere in the body -- before the document, between tokens, or
+inside a text value -- raises ``ResponseError`` as soon as the run passes the
+limit, without reading the rest. No JSON writer pads like that, and no result
+holds a cell of 16 MiB of blanks; a proxy or server fault does.
 """
 
 from __future__ import annotations
 
-import gc
 import json
 import re
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import orjson
 
 from massive_magic.errors import ResponseError
+from massive_magic.gcpause import gc_paused
 
-__all__ = ["ApiRowStream", "gc_paused"]
+__all__ = ["WHITESPACE_RUN_LIMIT", "ApiRowStream"]
 
 _WS = b" \t\r\n"
+_WS_RUN = re.compile(rb"[ \t\r\n]*")
+_WS_TEXT = re.compile(r"[ \t\r\n]*")
+#: The longest run of whitespace a body may hold (see the module docstring).
+WHITESPACE_RUN_LIMIT = 16 << 20
+# Whitespace runs are measured on windows of at most this size, so the run
+# inside one window is never the one that passes the limit unnoticed.
+_RUN_WINDOW = 1 << 20
 # The tokens an ``api`` body starts with, whitespace allowed between them.
 _PREFIX_TOKENS = (b"{", b'"data"', b":", b"{", b'"rows"', b":", b"[")
 # A row boundary: the ``]`` closing a row, a comma, the ``[`` opening the next.
@@ -65,6 +84,10 @@ _SUSPECT = b"0" * 20
 _LONG_NUMBER = re.compile(rb"(?:^|[\[,:])[ \t\r\n]*(-?[0-9]{19,})(?![0-9.eE])")
 _ORJSON_MIN, _ORJSON_MAX = -(2**63), 2**64 - 1
 
+_PADDED = (
+    "The answer holds more than {limit} of whitespace in a row, which no Metabase "
+    "result does (a proxy or server fault padded it); reading stopped there."
+)
 _BROKEN = (
     "The answer ended early or was not valid JSON. Metabase does this when a query "
     "fails mid-stream; run it again or check the card in Metabase."
@@ -84,26 +107,12 @@ def _has_inexact_integer(text: bytes) -> bool:
     if text.translate(_DIGITS).find(_SUSPECT) < 0:
         return False
     for match in _LONG_NUMBER.finditer(text):
-        value = int(match.group(1))
-        if not _ORJSON_MIN <= value <= _ORJSON_MAX:
+        digits = match.group(1)
+        if len(digits) > 21:  # out of range; int() would refuse past 4300 digits
+            return True
+        if not _ORJSON_MIN <= int(digits) <= _ORJSON_MAX:
             return True
     return False
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC while orjson builds a batch of lists.
-
-    The rows are acyclic, but every 700 new lists trigger a collection that
-    walks them all again: with the GC on, parsing takes about twice as long.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _loads(text: bytes) -> Any:
@@ -129,46 +138,57 @@ def _loads(text: bytes) -> Any:
         raise _Invalid(str(exc)) from exc
 
 
-def _plausible(buf: bytes, matches: list[tuple[int, int]], idx: int) -> bool:
+def _plausible(buf: bytes, matches: list[tuple[int, int]], idx: int) -> tuple[bool, int]:
     """Whether the separator ``matches[idx]`` looks like a real row boundary.
 
     A real boundary closes a row that began at one of the few separators before
     it, so ``[`` + that stretch + ``]`` parses; a ``],[`` inside a string or a
     nested array leaves it unterminated. These parses are a few rows long, so a
     hopeless cut costs microseconds instead of a whole failed batch parse. Only
-    a hint: the parse of the whole batch decides.
+    a hint: the parse of the whole batch decides. Also returns the bytes parsed.
     """
     if idx == 0:
-        return True  # no evidence in this window: let the batch parse decide
+        return True, 0  # no evidence in this window: let the batch parse decide
     close = matches[idx][0]
+    parsed = 0
     for j in range(idx - 1, max(idx - 5, -1), -1):
+        piece = buf[matches[j][1] : close + 1]
+        parsed += len(piece)
         try:
-            orjson.loads(b"[" + buf[matches[j][1] : close + 1] + b"]")
+            orjson.loads(b"[" + piece + b"]")
         except orjson.JSONDecodeError:
             continue
-        return True
-    return False
+        return True, parsed
+    return False, parsed
+
+
+def _size(n: int) -> str:
+    return f"{n >> 20} MiB" if n % (1 << 20) == 0 else f"{n:,} bytes"
 
 
 def _skip_ws(buf: bytes, i: int) -> int:
-    n = len(buf)
-    while i < n and buf[i] in _WS:
-        i += 1
-    return i
+    match = _WS_RUN.match(buf, i)
+    return match.end() if match else i
 
 
-def _match_prefix(buf: bytes) -> int | bool | None:
-    """Index just after the rows' ``[``; ``None`` = need more bytes; ``False`` = other doc."""
+def _match_prefix(buf: bytes) -> tuple[int | bool | None, bytes]:
+    """Where the rows start in ``buf``, and what to keep of it while that is unknown.
+
+    ``(index just after the rows' [, buf)``; ``(False, buf)`` for another document;
+    ``(None, kept)`` when more bytes are needed: ``kept`` is the tokens matched so
+    far without the whitespace between them, plus the start of the next token, so
+    the bytes kept stay a few dozen however much whitespace came.
+    """
     i = 0
-    for token in _PREFIX_TOKENS:
+    for k, token in enumerate(_PREFIX_TOKENS):
         i = _skip_ws(buf, i)
         available = buf[i : i + len(token)]
         if available != token[: len(available)]:
-            return False
+            return False, buf
         if len(available) < len(token):
-            return None
+            return None, b"".join(_PREFIX_TOKENS[:k]) + available
         i += len(token)
-    return i
+    return i, buf
 
 
 class ApiRowStream:
@@ -179,15 +199,28 @@ class ApiRowStream:
     each; after the iteration ends, ``tail`` is the rest of the document as a
     dict (``data.cols``, ``data.results_timezone``, ``status``, ``row_count``...,
     with ``data.rows`` removed) and ``row_count`` the number of rows yielded.
-    The iteration raises ``ResponseError`` for invalid or truncated JSON, after
-    possibly yielding some batches: a consumer must not use a partial result.
+    The iteration raises ``ResponseError`` for invalid or truncated JSON, and for
+    a run of more than ``max_whitespace_run`` bytes of whitespace (see the module
+    docstring), after possibly yielding some batches: a consumer must not use a
+    partial result.
+
+    ``work`` counts the bytes the stream itself copied, scanned or parsed (not
+    the chunks' arrival): a deterministic measure of its cost, linear in the body.
     """
 
-    def __init__(self, chunks: Iterable[bytes], *, batch_bytes: int = 1 << 20) -> None:
-        self._chunks = iter(chunks)
+    def __init__(
+        self,
+        chunks: Iterable[bytes],
+        *,
+        batch_bytes: int = 1 << 20,
+        max_whitespace_run: int = WHITESPACE_RUN_LIMIT,
+    ) -> None:
+        self._max_run = max(1, max_whitespace_run)
+        self._chunks = self._guarded(chunks)
         self._batch_bytes = max(1, batch_bytes)
         self.tail: dict[str, Any] | None = None
         self.row_count = 0
+        self.work = 0
         self._consumed = False
 
     def __repr__(self) -> str:
@@ -203,20 +236,47 @@ class ApiRowStream:
                 self.row_count += len(batch)
                 yield batch
 
+    # -- padding --------------------------------------------------------------
+
+    def _guarded(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """The non-empty chunks as ``bytes``; raises once a whitespace run passes the limit.
+
+        Each window is stripped at both ends (C speed): a run is the trailing
+        whitespace of one window, whole windows of whitespace, and the leading
+        whitespace of the next. A run inside a window is shorter than the window,
+        which is at most the limit.
+        """
+        window = min(_RUN_WINDOW, self._max_run)
+        run = 0
+        for raw in chunks:
+            if not raw:
+                continue
+            chunk = bytes(raw)
+            for start in range(0, len(chunk), window):
+                part = chunk if len(chunk) <= window else chunk[start : start + window]
+                body = part.lstrip(_WS)
+                run += len(part) - len(body)
+                if run > self._max_run:
+                    raise ResponseError(_PADDED.format(limit=_size(self._max_run)))
+                if body:
+                    run = len(body) - len(body.rstrip(_WS))
+                self.work += 2 * len(part)
+            yield chunk
+
     # -- the two modes ------------------------------------------------------
 
     def _batches(self) -> Iterator[list[list[Any]]]:
         head = b""
         for chunk in self._chunks:
-            if not chunk:
-                continue
-            head += bytes(chunk)
-            start = _match_prefix(head)
+            head += chunk
+            self.work += len(head)
+            start, head = _match_prefix(head)
             if start is None:
                 continue
             if start is False:
                 yield from self._whole(head)
             else:
+                assert start is not True
                 yield from self._rows(head[start:])
             return
         yield from self._whole(head)
@@ -224,9 +284,10 @@ class ApiRowStream:
     def _whole(self, head: bytes) -> Iterator[list[list[Any]]]:
         """Not an ``api`` body (or too short to tell): parse it in one piece."""
         parts = [head]
-        parts.extend(bytes(chunk) for chunk in self._chunks)
+        parts.extend(self._chunks)
         body = b"".join(parts)
         del parts
+        self.work += 2 * len(body)  # joined, parsed
         try:
             doc = _loads(body)
         except _Invalid as exc:
@@ -242,25 +303,33 @@ class ApiRowStream:
             yield rows
 
     def _rows(self, rest: bytes) -> Iterator[list[list[Any]]]:
-        """The rows come first: parse them in batches as the bytes arrive."""
+        """The rows come first: parse them in batches as the bytes arrive.
+
+        A cut is tried once ``batch_bytes`` have gathered, and never before the
+        buffer is twice what the last cut left behind: a long row, or whitespace
+        between rows, is then looked at a constant number of times per byte
+        instead of once per chunk.
+        """
         pending: list[bytes] = [rest]
         size = len(rest)
+        threshold = self._batch_bytes
         for chunk in self._chunks:
-            if not chunk:
-                continue
-            pending.append(bytes(chunk))
+            pending.append(chunk)
             size += len(chunk)
-            if size < self._batch_bytes:
+            if size < threshold:
                 continue
             buf = b"".join(pending)
+            self.work += len(buf)
             rows, buf = self._cut(buf)
             pending = [buf]
             size = len(buf)
+            threshold = max(self._batch_bytes, 2 * size)
             if rows:
                 yield rows
         # The stream ended: the remainder + the consumed prefix is the whole rest.
         buf = b"".join(pending)
         del pending
+        self.work += 2 * len(buf)  # joined, parsed
         try:
             doc = _loads(b'{"data":{"rows":[' + buf)
         except _Invalid as exc:
@@ -293,6 +362,7 @@ class ApiRowStream:
         remainder, unless nothing could be cut.
         """
         first = _skip_ws(buf, 0)
+        self.work += first
         if first >= len(buf) or buf[first] != 0x5B:  # "[": not a row (end of rows?)
             return [], buf
         end = len(buf)
@@ -300,6 +370,7 @@ class ApiRowStream:
         attempts = candidates = 0
         while attempts < _MAX_ATTEMPTS and candidates < _MAX_CANDIDATES and end > first:
             lo = max(first, end - window)
+            self.work += min(end + 64, len(buf)) - lo
             matches = [
                 (m.start(), m.end() - 1)
                 for m in _SEPARATOR.finditer(buf, lo, end + 64)
@@ -315,9 +386,12 @@ class ApiRowStream:
                 candidates += 1
                 if candidates >= _MAX_CANDIDATES:
                     break
-                if not _plausible(buf, matches, idx):
+                plausible, parsed = _plausible(buf, matches, idx)
+                self.work += parsed
+                if not plausible:
                     continue  # a "],[" inside a string or a nested array
                 attempts += 1
+                self.work += close + 1 - first
                 try:
                     rows = _loads(b"[" + buf[first : close + 1] + b"]")
                 except _Invalid:
@@ -328,12 +402,12 @@ class ApiRowStream:
                     raise ResponseError(
                         "The answer's data.rows is not a list of rows; check the card in Metabase."
                     )
+                self.work += len(buf) - next_row
                 return rows, buf[next_row:]
             end = matches[0][0]
         return self._scan(buf, first)
 
-    @staticmethod
-    def _scan(buf: bytes, first: int) -> tuple[list[list[Any]], bytes]:
+    def _scan(self, buf: bytes, first: int) -> tuple[list[list[Any]], bytes]:
         """Exact but slower: decode the rows one by one with the stdlib scanner.
 
         Used when several candidate cuts in a row failed (rows full of nested
@@ -342,6 +416,7 @@ class ApiRowStream:
         decoder = json.JSONDecoder()
         # surrogateescape round-trips a multi-byte character cut at the end.
         text = buf[first:].decode("utf-8", errors="surrogateescape")
+        self.work += 2 * len(text)  # decoded, scanned
         rows: list[list[Any]] = []
         i = 0
         resume = 0
@@ -353,14 +428,10 @@ class ApiRowStream:
                 break
             if not isinstance(row, list):
                 break
-            k = j
-            while k < n and text[k] in " \t\r\n":
-                k += 1
+            k = _WS_TEXT.match(text, j).end()
             if k >= n or text[k] != ",":
                 break  # the end of the rows, or of the bytes so far
-            k += 1
-            while k < n and text[k] in " \t\r\n":
-                k += 1
+            k = _WS_TEXT.match(text, k + 1).end()
             if k >= n or text[k] != "[":
                 break
             rows.append(row)
@@ -368,4 +439,5 @@ class ApiRowStream:
             i = k
         if not rows:
             return [], buf
+        self.work += n - resume
         return rows, text[resume:].encode("utf-8", errors="surrogateescape")

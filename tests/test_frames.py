@@ -11,11 +11,11 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from massive_magic.builder import untyped
 from massive_magic.errors import MassiveWarning, QueryFailed, ResponseError, UnknownTypeWarning
 from massive_magic.frames import (
     TYPE_TABLE,
     FrameBuilder,
-    _untyped,
     frame_from_csv,
     frame_from_result,
 )
@@ -442,7 +442,7 @@ def test_deferred_json_values_are_the_same_objects() -> None:
     ],
 )
 def test_untyped_keeps_values_arrow_would_change(values: list[Any]) -> None:
-    stored = _untyped(tuple(values))
+    stored = untyped(tuple(values))
     assert not isinstance(stored, pa.Array)
     assert list(stored) == values
 
@@ -458,7 +458,7 @@ def test_untyped_keeps_values_arrow_would_change(values: list[Any]) -> None:
     ],
 )
 def test_untyped_stores_plain_columns_as_arrow(values: list[Any], arrow_type: pa.DataType) -> None:
-    stored = _untyped(tuple(values))
+    stored = untyped(tuple(values))
     assert isinstance(stored, pa.Array) and stored.type == arrow_type
     assert stored.to_pylist() == values
 
@@ -488,7 +488,7 @@ def test_deferred_repetitive_text_is_stored_encoded(kind: str, text: str) -> Non
     want = frame_from_result({"cols": [col("x", kind)], "rows": rows, "results_timezone": NY})
     pd.testing.assert_frame_equal(frame, want, check_exact=True)
     unique = [[f"id-{i}"] for i in range(3_000)]  # distinct text stays plain
-    assert not pa.types.is_dictionary(_untyped(tuple(r[0] for r in unique)).type)
+    assert not pa.types.is_dictionary(untyped(tuple(r[0] for r in unique)).type)
 
 
 def test_deferred_integers_beyond_64_bits() -> None:

@@ -239,3 +239,125 @@ def test_streamed_frame_equals_the_whole_parse() -> None:
     assert streamed["id"].iloc[1] == 9007199254740994
     assert streamed["id"].iloc[0] == -9223372036854775808
     assert streamed["day"].iloc[0] == pd.Timestamp("2024-01-01")
+
+
+# -- linear work and padding (issue #10) ---------------------------------------------------
+
+MIB = 1 << 20
+TAIL = b'],"cols":[],"results_timezone":"UTC"},"status":"completed"}'
+
+
+def padded(where: str, pad: bytes) -> bytes:
+    """A small api body with ``pad`` at one place: before it, between tokens, in the rows..."""
+    bodies = {
+        "before": pad + b'{"data":{"rows":[[1,"a"],[2,"b"]' + TAIL,
+        "between-tokens": b'{"data":' + pad + b'{"rows":[[1,"a"],[2,"b"]' + TAIL,
+        "between-rows": b'{"data":{"rows":[[1,"a"],' + pad + b'[2,"b"]' + TAIL,
+        "inside-a-row": b'{"data":{"rows":[[1,"a"],[2,' + pad + b'"b"]' + TAIL,
+        "after-the-rows": b'{"data":{"rows":[[1,"a"],[2,"b"]' + pad + TAIL,
+        "error-document": b'{"status":"failed",' + pad + b'"error":"boom","data":{"rows":[]}}',
+    }
+    return bodies[where]
+
+
+def chunked(body: bytes, size: int) -> list[bytes]:
+    return [body[i : i + size] for i in range(0, len(body), size)]
+
+
+PLACES = [
+    "before",
+    "between-tokens",
+    "between-rows",
+    "inside-a-row",
+    "after-the-rows",
+    "error-document",
+]
+
+
+@pytest.mark.parametrize("where", PLACES)
+def test_work_is_linear_in_the_body_wherever_the_whitespace_is(where: str) -> None:
+    """Bytes joined, scanned and parsed stay a fixed multiple of the body at every size.
+
+    Before the fix each 16 KiB chunk re-joined and re-scanned everything buffered so
+    far: the ratio grew with the body (over 100x the body at 4 MiB).
+    """
+    ratios = []
+    for mib in (0.5, 1, 2, 4):
+        body = padded(where, b" \n" * int(mib * MIB / 2))
+        rows, stream = collect(chunked(body, 16 << 10), batch_bytes=16 << 10)
+        assert stream.tail is not None
+        if where != "error-document":
+            assert rows == [[1, "a"], [2, "b"]]
+        ratios.append(stream.work / len(body))
+    assert max(ratios) <= 16, ratios
+    assert ratios[-1] <= ratios[0] + 1, ratios  # no growth with the size
+
+
+def test_work_is_linear_for_one_long_row() -> None:
+    """A long text value arriving in small chunks: each cut waits for twice the rest."""
+    for mib in (1, 4):
+        body = api_body([[1, "x" * (mib * MIB), None], [2, "y", None]])
+        rows, stream = collect(chunked(body, 8 << 10), batch_bytes=8 << 10)
+        assert [row[0] for row in rows] == [1, 2]
+        assert stream.work <= 16 * len(body)
+
+
+def test_work_for_an_ordinary_body_is_a_small_multiple() -> None:
+    body = api_body([[i, f"row {i} ],[", [i]] for i in range(20_000)])
+    _, stream = collect(chunked(body, 64 << 10), batch_bytes=256 << 10)
+    assert stream.work <= 8 * len(body)
+
+
+def endless_whitespace() -> Iterable[bytes]:
+    """A body that never ends: 1 MiB chunks of blanks, counted as they are taken."""
+    while True:
+        endless_whitespace.taken += 1  # type: ignore[attr-defined]
+        yield b" " * MIB
+
+
+@pytest.mark.parametrize("start", [b"", b'{"data":{"rows":[[1,"a"],', b'{"data":{"rows":[[1,"a"'])
+def test_padding_is_refused_early_not_buffered(start: bytes) -> None:
+    """More than 16 MiB of whitespace in a row: ResponseError after 17 chunks, not at the end."""
+    endless_whitespace.taken = 0  # type: ignore[attr-defined]
+
+    def body() -> Iterable[bytes]:
+        yield start
+        yield from endless_whitespace()
+
+    stream = ApiRowStream(body())
+    with pytest.raises(ResponseError, match="more than 16 MiB of whitespace in a row"):
+        for _ in stream:
+            pass
+    assert endless_whitespace.taken == 17  # type: ignore[attr-defined]
+    assert stream.tail is None
+
+
+@pytest.mark.parametrize("where", PLACES)
+def test_the_whitespace_limit_is_exact_across_chunk_boundaries(where: str) -> None:
+    limit = 300
+    fits, too_long = padded(where, b"\t" * limit), padded(where, b"\r\n" * 150 + b" ")
+    for size in (1, 7, 64, 299, 300, 301, 4096):
+        _, stream = collect(chunked(fits, size), batch_bytes=16, max_whitespace_run=limit)
+        assert stream.tail is not None
+        with pytest.raises(ResponseError, match="more than 300 bytes of whitespace in a row"):
+            collect(chunked(too_long, size), batch_bytes=16, max_whitespace_run=limit)
+
+
+def test_runs_broken_by_a_token_are_separate() -> None:
+    """Whitespace is measured per run: many shorter runs are fine (pretty-printed JSON)."""
+    rows = [[i, "a" * 10] for i in range(50)]
+    body = b'{"data":{"rows":[' + (b" " * 200 + b",").join(orjson.dumps(r) for r in rows) + TAIL
+    got, _ = collect(chunked(body, 97), batch_bytes=64, max_whitespace_run=300)
+    assert got == rows
+
+
+def test_a_text_value_of_blanks_under_the_limit_is_data() -> None:
+    body = api_body([[1, " " * 5000, None]])
+    rows, _ = collect(chunked(body, 512), max_whitespace_run=5000)
+    assert rows == [[1, " " * 5000, None]]
+
+
+def test_an_integer_of_thousands_of_digits_is_a_response_error() -> None:
+    body = b'{"data":{"rows":[[1],[' + b"9" * 5000 + b"]" + TAIL
+    with pytest.raises(ResponseError):
+        collect(chunked(body, 1000), batch_bytes=100)
