@@ -26,8 +26,7 @@ from massive_magic import (
     Client,
     QueryFailed,
 )
-from massive_magic.card_picker import CardPicker, _make_input, format_cell
-from massive_magic.cellparams import parse_cell
+from massive_magic.card_picker import CardPicker, _make_input
 from massive_magic.sandbox import Sandbox, demo
 
 #: Cards in the demo catalogue by collection, as the search box should find them.
@@ -486,31 +485,6 @@ def test_picker_without_client_reads_the_environment(
 
 
 # --------------------------------------------------------------------------- code generation
-
-
-@pytest.mark.parametrize(
-    "params",
-    [
-        {},
-        {"country": ["US", "DE"], "date": "2026-01-01~2026-01-31"},
-        {"rows": 25, "ratio": 0.25, "flag": True, "off": False, "nothing": None},
-        {"label": 'say "hi" \\ {not a var} # not a comment'},
-        {"city": "Zürich", "tags": ["{x}", "a,b"], "n": [1, 2.5]},
-    ],
-)
-def test_generated_cell_body_parses_back_to_the_same_parameters(params: dict[str, Any]) -> None:
-    code = format_cell(484, params)
-    first, _, body = code.partition("\n")
-    assert first == "%%massive_card 484 -o df"
-    assert code.endswith("\n")
-    assert parse_cell(body, {}) == params
-
-
-def test_format_cell_matches_the_documented_example() -> None:
-    code = format_cell(484, {"country": ["US", "DE"], "date": "2026-01-01~2026-01-31"})
-    assert code == (
-        '%%massive_card 484 -o df\ncountry = ["US", "DE"]\ndate = "2026-01-01~2026-01-31"\n'
-    )
 
 
 def test_generated_code_yields_the_same_frame_in_ipython(
