@@ -582,6 +582,6 @@ def test_a_value_of_the_wrong_type_sends_no_query(
 
 
 def test_required_parameter_set_to_none_sends_no_query(srv: Any, client: Client) -> None:
-    with pytest.raises(ParameterError, match="'app' .* is required"):
+    with pytest.raises(ParameterError, match=r"'app' .* is required"):
         client.card(demo.REQUIRED_PARAM, {"app": None})
     assert srv.count("POST") == 0
