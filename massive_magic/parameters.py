@@ -13,8 +13,7 @@ module builds each ``{"id", "type", "target", "value"}`` from the declaration:
   field-filter operator (``string/=``, ``number/=``, ``category`` dimension,
   dashboard filters), numbers as JSON numbers, dates as Metabase's date strings.
 
-``None`` (or an empty list) means "no filter" and is sent as ``"value": null``;
-a required parameter refuses it (Metabase would fail the query).
+``None`` (or an empty list) means "no filter" and is sent as ``"value": null``.
 Everything that cannot fit raises :class:`~massive_magic.errors.ParameterError`
 before a request is sent.
 """
@@ -30,7 +29,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from .errors import NextStep, ParameterError, Step
+from .errors import ParameterError
 
 __all__ = [
     "ParameterDecl",
@@ -374,12 +373,6 @@ def build_parameter(decl: Mapping[str, Any] | ParameterDecl, value: Any) -> dict
     if decl.target is not None:
         param["target"] = decl.target
     if value is None or (_is_list(value) and len(value) == 0):
-        if decl.required:
-            # Metabase runs nothing with a null required value (not even its default).
-            raise ParameterError(
-                f"Parameter {label!r} ({declared}) is required: {value!r} would send no value.",
-                next_steps=(NextStep(Step.GIVE_PARAMETER, names=(label,)),),
-            )
         param["value"] = None
         return param
     family = declared.split("/", 1)[0]

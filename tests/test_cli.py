@@ -17,7 +17,6 @@ import pytest
 
 from massive_magic import Client, cli, errors
 from massive_magic.errors import NextStep, Step
-from massive_magic.parameters import build_parameters, declarations
 from massive_magic.sandbox import Sandbox, demo
 
 SCRIPT = shutil.which("massive-magic", path=str(Path(sys.executable).parent))
@@ -174,15 +173,14 @@ def test_error_line_is_one_line_in_shell_words(exc: BaseException, line: str) ->
     assert cli.error_line(exc) == line
 
 
-def test_a_real_error_with_next_steps(sandbox: Sandbox, tmp_path: Path) -> None:
-    with Client(sandbox.url, api_key=sandbox.api_key, cache_dir=tmp_path, progress=False) as mb:
-        card = mb.session.request("GET", f"/api/card/{demo.REQUIRED_PARAM}").json()
-    with pytest.raises(errors.ParameterError) as info:
-        build_parameters(declarations(card), {"App": None})
-    assert cli.error_line(info.value) == (
-        "massive-magic: Parameter 'app' (category) is required: None would send no value. "
-        "Give app a value."
-    )
+def test_a_real_library_error_is_one_line(sandbox: Sandbox, tmp_path: Path) -> None:
+    mb = Client(sandbox.url, cache_dir=tmp_path, progress=False)
+    with mb, pytest.raises(errors.AuthError) as info:
+        mb.login()  # no user name, no API key
+    line = cli.error_line(info.value)
+    assert line.startswith(f"massive-magic: No Metabase user name for {sandbox.url}")
+    assert "\n" not in line
+    assert sandbox.count() == 0
 
 
 def test_an_expected_failure_exits_1_with_one_line(

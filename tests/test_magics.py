@@ -763,17 +763,6 @@ def test_password_step_in_notebook_words(
     )
 
 
-def test_a_required_parameter_set_to_none_says_what_to_do(
-    ip: InteractiveShell, srv: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    login(ip, srv, monkeypatch)
-    srv.reset_log()
-    error = usage_error(run(ip, f"%%massive_card {demo.REQUIRED_PARAM}\napp = None\n"))
-    assert isinstance(error.__cause__, errors.ParameterError)
-    assert str(error).endswith("Give app a value in the %%massive_card cell body (name = value).")
-    assert srv.count("POST") == 0
-
-
 # -- issue #10: cell values ---------------------------------------------------------------------
 
 

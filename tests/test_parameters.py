@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from massive_magic import Client
-from massive_magic.errors import NextStep, ParameterError, QueryFailed, Step
+from massive_magic.errors import ParameterError, QueryFailed
 from massive_magic.parameters import (
     ParameterDecl,
     build_parameters,
@@ -129,21 +129,10 @@ def test_value_shapes(key: str, value: Any, ptype: str, expected: Any) -> None:
     assert type(param["value"]) is type(expected)
 
 
-@pytest.mark.parametrize("key", ["min_orders", "month", "region", "active", "flag"])
+@pytest.mark.parametrize("key", ["min_orders", "day", "region", "active", "flag"])
 def test_none_and_empty_list_mean_no_filter(key: str) -> None:
     assert one(key, None)["value"] is None
     assert one(key, [])["value"] is None
-
-
-@pytest.mark.parametrize("value", [None, []])
-def test_a_required_parameter_refuses_no_value(value: Any) -> None:
-    with pytest.raises(ParameterError) as info:
-        one("day", value)
-    assert info.value.message == (
-        f"Parameter 'day' (date/all-options) is required: {value!r} would send no value."
-    )
-    assert info.value.next_steps == (NextStep(Step.GIVE_PARAMETER, names=("day",)),)
-    assert str(info.value).endswith("Give day a value with params={...}.")
 
 
 @pytest.mark.parametrize(
@@ -578,10 +567,4 @@ def test_a_value_of_the_wrong_type_sends_no_query(
 ) -> None:
     with pytest.raises(ParameterError, match=fragment):
         client.card(demo.EARNINGS_FILTERED, params)
-    assert srv.count("POST") == 0
-
-
-def test_required_parameter_set_to_none_sends_no_query(srv: Any, client: Client) -> None:
-    with pytest.raises(ParameterError, match=r"'app' .* is required"):
-        client.card(demo.REQUIRED_PARAM, {"app": None})
     assert srv.count("POST") == 0
