@@ -30,15 +30,16 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from .errors import MassiveError
+from .cellparams import DEFAULT_VARIABLE, format_cell
+from .errors import MassiveError, Step, render
+from .parameters import ParameterDecl
 from .refs import card_id
 
 if TYPE_CHECKING:
@@ -46,12 +47,28 @@ if TYPE_CHECKING:
 
     from .client import Client
 
-__all__ = ["CardPicker", "format_cell", "picker"]
+__all__ = ["PICKER_WORDS", "CardPicker", "format_cell", "picker"]
 
 #: How many rows of a loaded frame the output area shows.
 PREVIEW_ROWS = 10
-#: The variable name in the generated ``%%massive_card ... -o NAME`` line.
-DEFAULT_VARIABLE = "df"
+
+#: What to do next, in the picker's words (a widget in a notebook: its own controls
+#: where it has one, the magics where it has none). See ``errors.render``.
+PICKER_WORDS: Mapping[Step, str] = {
+    Step.LIST_CARDS: "Search the list above for the cards you can read.",
+    Step.SHOW_PARAMETERS: "Select the card in the list to see its parameters.",
+    Step.GIVE_PARAMETER: "Give {names} a value in the inputs above.",
+    Step.REFRESH: "Run the card's code with --refresh (%%massive_card {ref} --refresh).",
+    Step.READ_DASHBOARD: "Read the whole dashboard with %massive_dashboard {ref}.",
+    Step.READ_CARD: "Select card {ref} in the list.",
+    Step.LOGIN: "Run %massive_login --force, then open the picker again.",
+    Step.SET_USER: "Run %massive_login --user EMAIL (or set {names}), then open the picker again.",
+    Step.SET_PASSWORD: "Set {names} in the kernel's environment, or run %massive_login.",
+    Step.USE_API_KEY: "Or use an API key: %massive_login --api-key-env {names}.",
+    Step.RAISE_TIMEOUT: "Raise it: %config MassiveMagics.timeout = <seconds>.",
+    Step.WAIT_THEN_LOGIN: "Then run %massive_login once; every attempt extends the lock.",
+    Step.USE_HTTPS: "Use an https:// URL, or %massive_login --allow-http if you must.",
+}
 
 _NO_VALUE = "—"  # dropdown entry meaning "not set: the card's default applies"
 _LABEL_LAYOUT = {"width": "11em"}
@@ -87,49 +104,13 @@ def _collection_name(card: Mapping[str, Any]) -> str:
 
 def _short(exc: BaseException) -> str:
     """One short line for the output area: what happened, never a traceback."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    full = render(exc, PICKER_WORDS).strip()
+    text = full.splitlines()[0] if full else ""
     if len(text) > 300:
         text = text[:297] + "…"
     if isinstance(exc, (MassiveError, ValueError)):
         return text or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _json(value: Any) -> str:
-    """A JSON literal, as the ``%%massive_card`` cell body reads it (``cellparams``)."""
-    if value is None or isinstance(value, (bool, str)):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{value!r} cannot be a card parameter value")
-        return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, dt.date):
-        return json.dumps(value.isoformat())
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_json(v) for v in value) + "]"
-    raise ValueError(f"{value!r} cannot be written as a card parameter value")
-
-
-def _literal(value: Any) -> str:
-    """A cell-body value: JSON, with the braces of a string doubled so that
-    ``{name}`` is not taken for a notebook variable."""
-    if isinstance(value, str):
-        value = value.replace("{", "{{").replace("}", "}}")
-    return _json(value)
-
-
-def format_cell(ref: int, params: Mapping[str, Any], *, variable: str = DEFAULT_VARIABLE) -> str:
-    """The ``%%massive_card`` cell that loads card ``ref`` with ``params`` into ``variable``.
-
-    >>> print(format_cell(484, {"country": ["US", "DE"]}), end="")
-    %%massive_card 484 -o df
-    country = ["US", "DE"]
-    """
-    lines = [f"%%massive_card {ref} -o {variable}"]
-    lines += [f"{name} = {_literal(value)}" for name, value in params.items()]
-    return "\n".join(lines) + "\n"
 
 
 def _number(value: Any) -> float | None:
@@ -162,43 +143,6 @@ def _date(value: Any) -> dt.date | None:
     return None
 
 
-def _static_values(decl: Mapping[str, Any]) -> list[tuple[str, Any]] | None:
-    """``(label, value)`` pairs when Metabase lists the values, else None.
-
-    Accepts a raw declaration (``values_source_type: "static-list"`` with
-    ``values_source_config.values``, items ``v`` or ``[v, label]``) and the
-    ``values`` list of ``Client.card_info``'s summary.
-    """
-    values = decl.get("values")
-    if decl.get("values_source_type") == "static-list":
-        config = decl.get("values_source_config") or {}
-        values = config.get("values") if isinstance(config, Mapping) else None
-    if not isinstance(values, (list, tuple)) or not values:
-        return None
-    pairs: list[tuple[str, Any]] = []
-    for item in values:
-        if isinstance(item, (list, tuple)) and item:
-            value = item[0]
-            label = str(item[1]) if len(item) > 1 and item[1] is not None else str(value)
-        else:
-            value, label = item, str(item)
-        pairs.append((label, value))
-    return pairs
-
-
-#: Parameter types whose value is a list in Metabase (field filters), so a listed
-#: set of values becomes a multiple choice; raw variables take one value.
-_LIST_TYPES = ("string/=", "string/!=", "number/=", "number/!=", "id", "location/")
-
-
-def _is_multi(decl: Mapping[str, Any]) -> bool:
-    """Several values allowed: Metabase's ``isMultiSelect`` when given, else by type."""
-    for key in ("isMultiSelect", "multi"):
-        if decl.get(key) is not None:
-            return bool(decl[key])
-    return str(decl.get("type") or "").startswith(_LIST_TYPES)
-
-
 def _listify(value: Any) -> list[Any]:
     if value is None:
         return []
@@ -215,13 +159,13 @@ class _Input:
 
     kind = "text"
 
-    def __init__(self, decl: Mapping[str, Any]) -> None:
+    def __init__(self, decl: ParameterDecl) -> None:
         self.decl = decl
-        self.name = str(decl.get("slug") or decl.get("name") or decl.get("id"))
-        self.label = str(decl.get("name") or self.name)
-        self.type = str(decl.get("type") or "text")
-        self.required = bool(decl.get("required"))
-        self.default = decl.get("default")
+        self.name = decl.key
+        self.label = decl.label
+        self.type = decl.type
+        self.required = decl.required
+        self.default = decl.default
         self.controls: list[widgets.Widget] = self._build()
         label = self.label + (" *" if self.required else "")
         self.hint = widgets.HTML()
@@ -435,7 +379,7 @@ class _ChoiceInput(_Input):
         return [widgets.Dropdown(options=options, value=initial, layout={"width": "16em"})]
 
     def _pairs(self) -> list[tuple[str, Any]]:
-        return _static_values(self.decl) or []
+        return _options(self.decl)
 
     def get(self) -> Any:
         return self.controls[0].value
@@ -462,7 +406,7 @@ class _MultiChoiceInput(_Input):
     kind = "multi-choice"
 
     def _build(self) -> list[widgets.Widget]:
-        pairs = _static_values(self.decl) or []
+        pairs = _options(self.decl)
         known = [v for _, v in pairs]
         initial = tuple(v for v in _listify(self.default) if v in known)
         return [
@@ -483,22 +427,27 @@ class _MultiChoiceInput(_Input):
         self.controls[0].value = tuple(values)
 
 
-def _make_input(decl: Mapping[str, Any]) -> _Input:
-    """The input that matches a parameter declaration's type."""
-    kind = str(decl.get("type") or "text")
-    if _static_values(decl):
-        return _MultiChoiceInput(decl) if _is_multi(decl) else _ChoiceInput(decl)
-    if kind in ("date", "date/single"):
-        return _DateInput(decl)
-    if kind in ("date/range", "date/all-options"):
-        return _DateRangeInput(decl)
-    if kind == "number/between":
-        return _NumberRangeInput(decl)
-    if kind == "number" or kind.startswith("number/"):
-        return _NumberInput(decl)
-    if kind in ("boolean", "boolean/="):
-        return _BoolInput(decl)
-    return _Input(decl)
+def _options(decl: ParameterDecl) -> list[tuple[str, Any]]:
+    """The listed values as ``(label, value)`` options, Metabase's labels shown."""
+    return [(label, value) for value, label in decl.choices or ()]
+
+
+_INPUTS: dict[str, type[_Input]] = {
+    "choice": _ChoiceInput,
+    "multi-choice": _MultiChoiceInput,
+    "date": _DateInput,
+    "date-range": _DateRangeInput,
+    "number": _NumberInput,
+    "number-range": _NumberRangeInput,
+    "bool": _BoolInput,
+    "text": _Input,
+}
+
+
+def _make_input(decl: Mapping[str, Any] | ParameterDecl) -> _Input:
+    """The input that fits a declaration (``ParameterDecl.widget`` decides which)."""
+    parsed = ParameterDecl.from_json(decl)
+    return _INPUTS[parsed.widget](parsed)
 
 
 # --------------------------------------------------------------------------- the widget
@@ -509,6 +458,8 @@ class CardPicker(widgets.VBox):
 
     ``.df`` is the last loaded frame, ``.code`` the ``%%massive_card`` cell that
     reproduces it (both None before the first load); ``.cards`` the card list.
+    With a ``namespace`` (the notebook's, as the magics and :func:`picker` pass),
+    Load also stores the frame there under ``variable``, the name the code shows.
     """
 
     #: The list shows at most this many matches; the status line says how many there are.
@@ -521,9 +472,11 @@ class CardPicker(widgets.VBox):
         set_next_input: Callable[[str], Any] | None = None,
         variable: str = DEFAULT_VARIABLE,
         preview_rows: int = PREVIEW_ROWS,
+        namespace: MutableMapping[str, Any] | None = None,
     ) -> None:
         self.client = client
         self.variable = variable
+        self.namespace = namespace
         self.preview_rows = preview_rows
         self.df: pd.DataFrame | None = None
         self.code: str | None = None
@@ -637,17 +590,18 @@ class CardPicker(widgets.VBox):
             by_key[item.name.lower()] = item
             by_key[item.label.lower()] = item
         for key, value in merged.items():
-            item = by_key.get(str(key).lower())
-            if item is None:
+            found = by_key.get(str(key).lower())
+            if found is None:
                 known = ", ".join(i.name for i in self._inputs) or "none"
                 raise ValueError(f"The card has no parameter {key!r} (it has: {known}).")
-            item.set(value)
+            found.set(value)
         self._refresh_code()
 
     def load(self) -> pd.DataFrame:
         """Fetch the selected card with the current parameters; show its first rows.
 
-        Sets ``.df`` and ``.code``. Errors are shown in the output area and raised.
+        Sets ``.df`` and ``.code`` (and ``namespace[variable]`` when the picker has a
+        namespace). Errors are shown in the output area and raised.
         """
         if self.card is None:
             exc = ValueError("Select a card first.")
@@ -675,6 +629,8 @@ class CardPicker(widgets.VBox):
             self._show_error(failure)
             raise failure
         self.df, self.code = df, code
+        if self.namespace is not None:
+            self.namespace[self.variable] = df
         self._show_frame(df)
         return df
 
@@ -816,7 +772,8 @@ class CardPicker(widgets.VBox):
     def _show_frame(self, df: pd.DataFrame) -> None:
         head = df.head(self.preview_rows)
         shown = f"first {len(head)} of {len(df):,}" if len(df) > len(head) else f"all {len(df):,}"
-        self._set_status(f"Loaded {shown} rows × {len(df.columns)} columns.")
+        stored = f" Stored in {self.variable}." if self.namespace is not None else ""
+        self._set_status(f"Loaded {shown} rows × {len(df.columns)} columns.{stored}")
         self.output.outputs = (
             {
                 "output_type": "display_data",
@@ -830,10 +787,24 @@ def picker(
     client: Client | None = None,
     *,
     set_next_input: Callable[[str], Any] | None = None,
+    namespace: MutableMapping[str, Any] | None = None,
 ) -> CardPicker:
-    """A :class:`CardPicker` on ``client`` (default: a ``Client()`` from the environment)."""
+    """A :class:`CardPicker` on ``client``.
+
+    Without a client, in a notebook where ``%massive_login`` ran, the picker uses
+    that login (and, unless given, the notebook's namespace and next-cell hook);
+    elsewhere a ``Client()`` from the environment.
+    """
+    if client is None:
+        from .magics import notebook_login  # only magics.py talks to IPython
+
+        found = notebook_login()
+        if found is not None:
+            client = found.client
+            namespace = found.namespace if namespace is None else namespace
+            set_next_input = set_next_input or found.set_next_input
     if client is None:
         from .client import Client
 
         client = Client()
-    return CardPicker(client, set_next_input=set_next_input)
+    return CardPicker(client, set_next_input=set_next_input, namespace=namespace)

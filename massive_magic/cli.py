@@ -7,6 +7,10 @@
 temporary working directory and with a temporary session cache unless
 ``MASSIVE_MAGIC_CACHE_DIR`` is set, and writes the executed copy. The exit code
 is nonzero when a cell fails, so the demo doubles as a smoke test.
+
+An expected failure (a :class:`~massive_magic.errors.MassiveError`) is one line on
+stderr, ``massive-magic: <what happened>. <what to do>``, worded for a shell
+(:data:`CLI_WORDS`), and exit code 1.
 """
 
 from __future__ import annotations
@@ -22,9 +26,34 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from .settings import ENV_CACHE_DIR
+from .errors import MassiveError, Step, render
+from .settings import ENV_API_KEY, ENV_CACHE_DIR, ENV_EMAIL, ENV_PASSWORD
 
-__all__ = ["NOTEBOOKS", "NotebookRun", "main", "run_notebook"]
+__all__ = ["CLI_WORDS", "NOTEBOOKS", "NotebookRun", "error_line", "main", "run_notebook"]
+
+#: What to do next, in a shell's words: environment variables and command options.
+CLI_WORDS: Mapping[Step, str] = {
+    Step.LIST_CARDS: "Check the card id in its Metabase URL (/question/<id>-...).",
+    Step.SHOW_PARAMETERS: "The card's page in Metabase shows its parameters (card {ref}).",
+    Step.GIVE_PARAMETER: "Give {names} a value.",
+    Step.REFRESH: "Run it again with --refresh.",
+    Step.READ_DASHBOARD: "Read the whole dashboard ({ref}) instead.",
+    Step.READ_CARD: "Read it as a card ({ref}).",
+    Step.LOGIN: f"Log in anew: set {ENV_PASSWORD} and run the command again.",
+    Step.SET_USER: f"Set {{names}} (e.g. export {ENV_EMAIL}=you@partner.com).",
+    Step.SET_PASSWORD: "Set {names} in the environment.",
+    Step.USE_API_KEY: f"Or set {ENV_API_KEY} to use an API key.",
+    Step.RAISE_TIMEOUT: "Raise it with --timeout SECONDS.",
+    Step.WAIT_THEN_LOGIN: "Then run the command once; every attempt extends the lock.",
+    Step.USE_HTTPS: "Use an https:// URL, or pass --allow-http if you must.",
+}
+
+
+def error_line(exc: BaseException) -> str:
+    """``massive-magic: <message> <next steps>`` — one line for stderr."""
+    text = " ".join(render(exc, CLI_WORDS).split())
+    return f"massive-magic: {text}"
+
 
 #: The notebooks ship in the repository, next to the package.
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -173,9 +202,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script entry point: ``massive-magic``."""
     args = _parser().parse_args(argv)
-    if args.command == "demo":
-        return demo(args.output)
-    return sandbox(args.port)
+    try:
+        if args.command == "demo":
+            return demo(args.output)
+        return sandbox(args.port)
+    except MassiveError as exc:
+        print(error_line(exc), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,6 +7,11 @@ failures into ``UsageError`` (IPython shows one line and the cell still fails, s
 Run All and papermill stop) and publishes the result. State (the client, the
 sandbox) lives on the registered :class:`MassiveMagics` instance.
 
+Errors are worded for the notebook: the library's message, then its next steps
+in :data:`MAGIC_WORDS`. An interrupt (Ctrl-C, the interrupt button) is one line,
+:data:`INTERRUPTED`, and fails the cell. While the extension is loaded a
+:class:`~massive_magic.errors.MassiveWarning` prints as its message alone.
+
 Settings are traitlets, so both work::
 
     %config MassiveMagics.url = "https://massive.metabaseapp.com"
@@ -20,10 +25,11 @@ from __future__ import annotations
 
 import keyword
 import os
-import re
 import time
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import StdinNotImplementedError, UsageError
@@ -32,7 +38,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool, Float, Integer, Unicode
 
 from .cellparams import expand_vars, parse_cell
-from .errors import AuthError, CardNotFound, LoginThrottled, MassiveError
+from .errors import AuthError, MassiveError, MassiveWarning, NextStep, Step, render
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -40,27 +46,37 @@ if TYPE_CHECKING:
     from .client import Client
     from .settings import Settings
 
-__all__ = ["MassiveMagics", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = [
+    "INTERRUPTED",
+    "MAGIC_WORDS",
+    "MassiveMagics",
+    "NotebookLogin",
+    "load_ipython_extension",
+    "notebook_login",
+    "unload_ipython_extension",
+]
 
 NOT_LOGGED_IN = "Not logged in. Run %massive_login first (or %massive_login --sandbox to try)."
+#: What an interrupted magic says (Ctrl-C, or Jupyter's interrupt button).
+INTERRUPTED = "Interrupted; nothing was stored."
 
-#: The library's next steps name the Python API; in a notebook, name the magics.
-_NOTEBOOK_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
-    (
-        re.compile(r"Client\.cards\(\) lists the cards you can read\."),
-        "run %massive_cards to see the cards you can read.",
-    ),
-    (re.compile(r"with params=\{\.\.\.\}"), "in the %%massive_card cell body (name = value)"),
-    (re.compile(r"Client\.card_info\(\d+\) lists the parameters\."), "%massive_cards shows them."),
-    (re.compile(r"Client\.dashboard\(\)"), "%massive_dashboard"),
-    (re.compile(r"raise the timeout"), "raise it: %config MassiveMagics.timeout = <seconds>"),
-    (re.compile(r"with refresh=True"), "with --refresh"),
-)
-
-#: Next steps added to a library message when it has none specific to notebooks.
-_HINTS: dict[type[MassiveError], str] = {
-    CardNotFound: "Run %massive_cards to see the cards you can read.",
-    LoginThrottled: "Wait, then run %massive_login once; every attempt extends the lock.",
+#: What to do next, in the notebook's words: the magics and %config, never the Python API.
+MAGIC_WORDS: Mapping[Step, str] = {
+    Step.LIST_CARDS: "Run %massive_cards to see the cards you can read.",
+    Step.SHOW_PARAMETERS: "%massive_cards shows its parameters.",
+    Step.GIVE_PARAMETER: "Give {names} a value in the %%massive_card cell body (name = value).",
+    Step.REFRESH: "Run it again with --refresh.",
+    Step.READ_DASHBOARD: "Read the whole dashboard with %massive_dashboard {ref}.",
+    Step.READ_CARD: "Use %massive_card {ref} for it.",
+    Step.LOGIN: "Run %massive_login --force.",
+    Step.SET_USER: "Pass --user EMAIL to %massive_login, or set {names}.",
+    Step.SET_PASSWORD: "Set {names} in the kernel's environment, or run %massive_login "
+    "interactively.",
+    Step.USE_API_KEY: "Or use an API key: set {names}, or name your variable with "
+    "%massive_login --api-key-env VAR.",
+    Step.RAISE_TIMEOUT: "Raise it: %config MassiveMagics.timeout = <seconds>.",
+    Step.WAIT_THEN_LOGIN: "Then run %massive_login once; every attempt extends the lock.",
+    Step.USE_HTTPS: "Use an https:// URL, or %massive_login --allow-http if you must.",
 }
 
 
@@ -79,8 +95,8 @@ def password_prompt(message: str = "Metabase password: ") -> str:
         from .settings import ENV_PASSWORD
 
         raise AuthError(
-            f"No password: this kernel cannot prompt for one. Set {ENV_PASSWORD} in the "
-            "kernel's environment, or run the notebook interactively."
+            "No password: this kernel cannot prompt for one.",
+            next_steps=(NextStep(Step.SET_PASSWORD, names=(ENV_PASSWORD,)),),
         ) from exc
 
 
@@ -121,6 +137,7 @@ class MassiveMagics(Magics):
         super().__init__(shell=shell, **kwargs)
         self.client: Client | None = None
         self.sandbox: Any = None  # massive_magic.sandbox server, when --sandbox started one
+        self.plain_warnings: _PlainWarnings | None = None  # installed by load_ipython_extension
         # IPython 9's Magics joins shell.configurables itself (so %config finds it); 8.x not.
         if self.shell is not None and self not in self.shell.configurables:
             self.shell.configurables.append(self)
@@ -129,17 +146,19 @@ class MassiveMagics(Magics):
 
     @contextmanager
     def _translate(self) -> Iterator[None]:
-        """Expected failures -> one-line UsageError; anything else keeps its traceback."""
+        """Expected failures -> one-line UsageError; anything else keeps its traceback.
+
+        The library's next steps are worded for the notebook (:data:`MAGIC_WORDS`).
+        An interrupt is expected too: IPython would print the whole stack of the
+        read it stopped; a UsageError is one line and still fails the cell, so Run
+        All stops as it would have.
+        """
         try:
             yield
         except MassiveError as exc:
-            message = str(exc)
-            for pattern, wording in _NOTEBOOK_WORDING:
-                message = pattern.sub(wording, message)
-            hint = next((h for cls, h in _HINTS.items() if isinstance(exc, cls)), None)
-            if hint and hint.casefold() not in message.casefold():
-                message = f"{message} {hint}"
-            raise UsageError(message) from exc
+            raise UsageError(render(exc, MAGIC_WORDS)) from exc
+        except KeyboardInterrupt as exc:
+            raise UsageError(INTERRUPTED) from exc
 
     def _settings(self, url: str | None, user: str | None, api_key_env: str | None) -> Settings:
         """Magic option > traitlet > environment (Settings.resolve) > default."""
@@ -218,7 +237,10 @@ class MassiveMagics(Magics):
         return not (args.quiet or self.quiet)
 
     def close(self) -> None:
-        """Close the client and stop the sandbox (used by ``%unload_ext``)."""
+        """Close the client, stop the sandbox, restore warnings' format (``%unload_ext``)."""
+        if self.plain_warnings is not None:
+            self.plain_warnings.remove()
+            self.plain_warnings = None
         self._replace_client(None)
         if self.sandbox is not None:
             self.sandbox.stop()
@@ -258,11 +280,13 @@ class MassiveMagics(Magics):
                 settings = settings.with_changes(password=srv.password, api_key=None)
             else:
                 settings = self._settings(args.url, args.user, args.api_key_env)
+                _require_user(settings)
         client = self._make_client(settings, password_prompt)
         info = self._login(client, force=args.force)
         self._replace_client(client)
         print(_describe_login(info))
 
+    @magic_arguments()
     @no_var_expand
     @line_magic
     def massive_logout(self, line: str) -> None:
@@ -272,6 +296,7 @@ class MassiveMagics(Magics):
 
             %massive_logout
         """
+        parse_argstring(self.massive_logout, line)  # takes no arguments: refuse strays
         if self.client is None:
             print("Not logged in.")
             return
@@ -359,24 +384,45 @@ class MassiveMagics(Magics):
             print(_describe_dashboard(args.output, result, seconds))
         return None
 
+    @magic_arguments()
     @no_var_expand
     @line_magic
     def massive_cards(self, line: str) -> Any:
         """Show the cards you can read in a searchable picker.
 
         Search by name or collection, pick a card, fill in its filters and load
-        it, or copy the matching %%massive_card cell into the notebook.
+        it (into ``df``, the name its code shows), or copy the matching
+        %%massive_card cell into the notebook.
         ``massive_magic.Client().cards()`` gives the same list as a DataFrame.
 
         Example::
 
             %massive_cards
         """
+        parse_argstring(self.massive_cards, line)  # takes no arguments: refuse strays
         client = self._current_client()
         with self._translate():
             from .card_picker import picker
 
-            return picker(client, set_next_input=self.shell.set_next_input)
+            shell = self.shell
+            if shell is None:
+                return picker(client)
+            return picker(client, set_next_input=shell.set_next_input, namespace=shell.user_ns)
+
+
+def _require_user(settings: Settings) -> None:
+    """A login needs an e-mail or an API key: say how to give one before trying."""
+    if settings.username or settings.api_key:
+        return
+    from .settings import ENV_API_KEY, ENV_EMAIL
+
+    raise AuthError(
+        f"No Metabase user name for {settings.url}.",
+        next_steps=(
+            NextStep(Step.SET_USER, names=(ENV_EMAIL,)),
+            NextStep(Step.USE_API_KEY, names=(ENV_API_KEY,)),
+        ),
+    )
 
 
 def _describe_login(info: Any) -> str:
@@ -413,10 +459,68 @@ def _describe_dashboard(var: str, result: Any, seconds: float) -> str:
     return f"{var}: {len(result)} of {total} cards from {result.name!r} in {seconds:.2f} s{failed}"
 
 
+class _PlainWarnings:
+    """``warnings.formatwarning`` while the extension is loaded.
+
+    A :class:`MassiveWarning` is shown as its message alone: an analyst has no use
+    for our module path and source line. Every other warning keeps the format it
+    had. Only the text changes, so filters, ``catch_warnings`` and pytest see the
+    warnings as before.
+    """
+
+    def __init__(self, original: Callable[..., str]) -> None:
+        self.original = original
+        self.active = True
+
+    def __call__(
+        self,
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        line: str | None = None,
+    ) -> str:
+        if self.active and issubclass(category, MassiveWarning):
+            return f"{message}\n"
+        return self.original(message, category, filename, lineno, line)
+
+    def remove(self) -> None:
+        """Restore the formatter found at load (or step aside if another wraps this one)."""
+        self.active = False
+        if warnings.formatwarning is self:
+            warnings.formatwarning = self.original
+
+
+@dataclass(frozen=True)
+class NotebookLogin:
+    """What :func:`massive_magic.picker` borrows from the notebook's magics."""
+
+    client: Client | None
+    namespace: MutableMapping[str, Any]
+    set_next_input: Callable[[str], Any]
+
+
+def notebook_login() -> NotebookLogin | None:
+    """The client ``%massive_login`` logged in with, the user namespace and the
+    next-cell hook, when this runs in IPython with the extension loaded; else None."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        return None
+    magics = shell.magics_manager.registry.get("MassiveMagics")
+    if not isinstance(magics, MassiveMagics):
+        return None
+    return NotebookLogin(magics.client, shell.user_ns, shell.set_next_input)
+
+
 def load_ipython_extension(ipython: InteractiveShell) -> None:
     """Register one MassiveMagics instance (a second %load_ext keeps the first)."""
     if "MassiveMagics" not in ipython.magics_manager.registry:
-        ipython.register_magics(MassiveMagics(ipython))
+        magics = MassiveMagics(ipython)
+        ipython.register_magics(magics)
+        magics.plain_warnings = _PlainWarnings(warnings.formatwarning)
+        warnings.formatwarning = magics.plain_warnings
 
 
 def unload_ipython_extension(ipython: InteractiveShell) -> None:

@@ -24,13 +24,21 @@ import datetime as dt
 import math
 import numbers
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from .errors import ParameterError
 
-__all__ = ["build_parameters", "describe_parameters", "match_parameter"]
+__all__ = [
+    "ParameterDecl",
+    "build_parameter",
+    "build_parameters",
+    "declarations",
+    "describe_parameters",
+    "match_parameter",
+]
 
 # Metabase's date grammar (metabase.query-processor.parameters.dates), used to
 # catch typos before the server answers "Don't know how to parse date string".
@@ -94,65 +102,240 @@ _TEMPORAL_UNITS = frozenset(
 )
 
 
-def describe_parameters(declarations: Sequence[Mapping[str, Any]]) -> str:
+@dataclass(frozen=True)
+class ParameterDecl:
+    """One parameter a card or dashboard declares, read once from Metabase's JSON.
+
+    Every consumer (building request values, ``Client.card_info``, the picker's
+    inputs) reads a declaration through this type, so they agree on what the
+    declaration says: its names, widget type, default, static values with their
+    labels and whether several values may be chosen.
+    """
+
+    id: str | None
+    slug: str | None = None
+    name: str | None = None
+    #: Metabase's parameter type (``string/=``, ``date/all-options``, ``category`` ...).
+    type: str = "category"
+    #: Where the value goes (``["variable", ["template-tag", "x"]]``); None on dashboards.
+    target: Any = field(default=None, hash=False)
+    required: bool = False
+    default: Any = field(default=None, hash=False)
+    #: Several values may be chosen (Metabase's ``isMultiSelect``, else by type).
+    multi_select: bool = False
+    #: ``(value, label)`` pairs of a static value list, or None when values are not listed.
+    choices: tuple[tuple[Any, str], ...] | None = None
+
+    @classmethod
+    def from_json(cls, decl: Mapping[str, Any] | ParameterDecl) -> ParameterDecl:
+        """A declaration from ``GET /api/card/:id`` or ``/api/dashboard/:id`` -> ``parameters``.
+
+        Also reads the dicts :meth:`info` writes, so ``from_json(d.info())`` keeps
+        everything but ``id`` and ``target``.
+        """
+        if isinstance(decl, ParameterDecl):
+            return decl
+        if not isinstance(decl, Mapping):
+            raise TypeError(f"A parameter declaration is a JSON object, not {decl!r}")
+        target = decl.get("target")
+        single = _is_variable(target)
+        ptype = str(decl.get("type") or "category")
+        multi: bool | None = None
+        for key in ("isMultiSelect", "multi_select"):
+            if decl.get(key) is not None:
+                multi = bool(decl[key])
+                break
+        if multi is None:
+            multi = ptype.startswith(_LIST_TYPES)
+        return cls(
+            id=None if decl.get("id") is None else str(decl["id"]),
+            slug=None if decl.get("slug") is None else str(decl["slug"]),
+            name=None if decl.get("name") is None else str(decl["name"]),
+            type=ptype,
+            target=target,
+            required=bool(decl.get("required")),
+            default=decl.get("default"),
+            multi_select=multi and not single,
+            choices=_choices(decl),
+        )
+
+    @property
+    def key(self) -> str:
+        """What the user writes and messages name: the slug, else the display name, else the id."""
+        return str(self.slug or self.name or self.id)
+
+    @property
+    def label(self) -> str:
+        """The display name, else :attr:`key`."""
+        return self.name or self.key
+
+    @property
+    def single_value(self) -> bool:
+        """A raw template-tag variable: it takes one value, never a list."""
+        return _is_variable(self.target)
+
+    @property
+    def values(self) -> list[Any] | None:
+        """The listed values (without labels), or None."""
+        return None if self.choices is None else [value for value, _ in self.choices]
+
+    @property
+    def labels(self) -> list[str] | None:
+        """The listed values' labels (the value itself where Metabase gives none), or None."""
+        return None if self.choices is None else [label for _, label in self.choices]
+
+    @property
+    def widget(self) -> str:
+        """The input that fits: ``choice``, ``multi-choice``, ``date``, ``date-range``,
+        ``number``, ``number-range``, ``bool`` or ``text``."""
+        if self.choices:
+            return "multi-choice" if self.multi_select else "choice"
+        if self.type in ("date", "date/single"):
+            return "date"
+        if self.type in ("date/range", "date/all-options"):
+            return "date-range"
+        if self.type == "number/between":
+            return "number-range"
+        if self.type == "number" or self.type.startswith("number/"):
+            return "number"
+        if self.type in ("boolean", "boolean/="):
+            return "bool"
+        return "text"
+
+    def info(self) -> dict[str, Any]:
+        """What ``Client.card_info`` shows for this parameter (plain JSON values).
+
+        ``values`` and ``labels`` appear only when Metabase lists the values.
+        """
+        info: dict[str, Any] = {
+            "slug": self.slug,
+            "name": self.name,
+            "type": self.type,
+            "required": self.required,
+            "default": self.default,
+            "multi_select": self.multi_select,
+        }
+        if self.choices is not None:
+            info["values"] = self.values
+            info["labels"] = self.labels
+        return info
+
+
+#: Parameter types whose value is a list in Metabase (field filters), so a listed set
+#: of values is a multiple choice unless Metabase says otherwise.
+_LIST_TYPES = ("string/=", "string/!=", "number/=", "number/!=", "id", "location/")
+
+
+def _is_variable(target: Any) -> bool:
+    return isinstance(target, (list, tuple)) and bool(target) and target[0] == "variable"
+
+
+def _choices(decl: Mapping[str, Any]) -> tuple[tuple[Any, str], ...] | None:
+    """``(value, label)`` pairs from a static list (items ``v`` or ``[v, label]``)."""
+    values = decl.get("values")
+    labels = decl.get("labels")
+    if decl.get("values_source_type") == "static-list":
+        config = decl.get("values_source_config") or {}
+        values = config.get("values") if isinstance(config, Mapping) else None
+        labels = None
+    if not isinstance(values, (list, tuple)) or not values:
+        return None
+    if not isinstance(labels, (list, tuple)) or len(labels) != len(values):
+        labels = [None] * len(values)
+    pairs: list[tuple[Any, str]] = []
+    for item, label in zip(values, labels, strict=True):
+        if isinstance(item, (list, tuple)) and item:
+            value = item[0]
+            if len(item) > 1 and item[1] is not None:
+                label = item[1]
+        else:
+            value = item
+        pairs.append((value, str(value if label is None else label)))
+    return tuple(pairs)
+
+
+def declarations(source: Any) -> tuple[ParameterDecl, ...]:
+    """The declarations of a card or dashboard (its JSON), or of a list of declarations."""
+    if isinstance(source, Mapping):
+        source = source.get("parameters") or []
+    return tuple(ParameterDecl.from_json(d) for d in source or [] if isinstance(d, Mapping))
+
+
+def _as_decls(source: Sequence[Mapping[str, Any] | ParameterDecl]) -> list[ParameterDecl]:
+    return [ParameterDecl.from_json(d) for d in source]
+
+
+def describe_parameters(declarations: Sequence[Mapping[str, Any] | ParameterDecl]) -> str:
     """``"day (date/all-options, required), min_orders (number/=)"`` — for error messages."""
-    if not declarations:
+    decls = _as_decls(declarations)
+    if not decls:
         return (
             "it declares no parameters (a question built in the graphical editor takes "
-            "filters only through a dashboard: Client.dashboard(ref, params=...))"
+            "filters only through a dashboard it is on)"
         )
     parts = []
-    for decl in declarations:
-        label = str(decl.get("slug") or decl.get("name") or decl.get("id"))
-        name = decl.get("name")
-        extra = [str(decl.get("type") or "?")]
-        if name and str(name).casefold() != label.casefold():
-            extra.insert(0, f"{name!r}")
-        if decl.get("required"):
+    for decl in decls:
+        extra = [decl.type]
+        if decl.name and decl.name.casefold() != decl.key.casefold():
+            extra.insert(0, f"{decl.name!r}")
+        if decl.required:
             extra.append("required")
-        parts.append(f"{label} ({', '.join(extra)})")
+        parts.append(f"{decl.key} ({', '.join(extra)})")
     return ", ".join(parts)
 
 
 def match_parameter(
-    declarations: Sequence[Mapping[str, Any]], key: str, *, owner: str = "This card"
-) -> Mapping[str, Any]:
-    """The declaration ``key`` names: its slug, display name (case-insensitive) or id."""
+    declarations: Sequence[Mapping[str, Any] | ParameterDecl],
+    key: str,
+    *,
+    owner: str = "This card",
+) -> Any:
+    """The declaration ``key`` names: its slug, display name (case-insensitive) or id.
+
+    Returns the item of ``declarations`` itself (a mapping or a :class:`ParameterDecl`).
+    """
+    return declarations[_match(_as_decls(declarations), key, owner)]
+
+
+def _match(decls: Sequence[ParameterDecl], key: str, owner: str) -> int:
+    """The index of the declaration ``key`` names."""
     if not isinstance(key, str):
         raise ParameterError(
             f"Parameter names are strings, not {key!r}. "
-            f"{owner}'s parameters: {describe_parameters(declarations)}."
+            f"{owner}'s parameters: {describe_parameters(decls)}."
         )
     wanted = key.strip()
     folded = wanted.casefold()
-    for rule in (
-        lambda d: d.get("slug") == wanted,
-        lambda d: str(d.get("slug") or "").casefold() == folded,
-        lambda d: str(d.get("name") or "").casefold() == folded,
-        lambda d: d.get("id") == wanted,
-    ):
-        found = [d for d in declarations if rule(d)]
+    rules: tuple[Callable[[ParameterDecl], bool], ...] = (
+        lambda d: d.slug == wanted,
+        lambda d: (d.slug or "").casefold() == folded,
+        lambda d: (d.name or "").casefold() == folded,
+        lambda d: d.id == wanted,
+    )
+    for rule in rules:
+        found = [i for i, d in enumerate(decls) if rule(d)]
         if len(found) == 1:
             return found[0]
         if len(found) > 1:
             raise ParameterError(
                 f"{key!r} matches several parameters of {owner.lower()}; use one of the slugs: "
-                f"{', '.join(str(d.get('slug')) for d in found)}."
+                f"{', '.join(str(decls[i].slug) for i in found)}."
             )
     raise ParameterError(
-        f"{owner} has no parameter {key!r}. Its parameters: {describe_parameters(declarations)}. "
+        f"{owner} has no parameter {key!r}. Its parameters: {describe_parameters(decls)}. "
         "Use a slug or a display name."
     )
 
 
 def build_parameters(
-    declarations: Sequence[Mapping[str, Any]],
+    declarations: Sequence[Mapping[str, Any] | ParameterDecl],
     values: Mapping[str, Any] | None,
     *,
     owner: str = "This card",
 ) -> list[dict[str, Any]]:
     """Metabase ``parameters`` for ``values``, checked against ``declarations``.
 
+    ``declarations``: :class:`ParameterDecl` or Metabase's JSON for them.
     ``owner`` names the card or dashboard in error messages ("Card 484").
     Parameters the user does not mention are not sent, so the card's defaults apply.
     """
@@ -163,31 +346,32 @@ def build_parameters(
             f"Parameters are a mapping of name to value, such as {{'date': 'past30days'}}, "
             f"not {type(values).__name__}."
         )
+    decls = _as_decls(declarations)
     built: list[dict[str, Any]] = []
     seen: dict[int, str] = {}
     for key, value in values.items():
-        decl = match_parameter(declarations, key, owner=owner)
-        if id(decl) in seen:
+        index = _match(decls, key, owner)
+        if index in seen:
             raise ParameterError(
-                f"Parameter {decl.get('slug') or decl.get('name')!r} is given twice "
-                f"({seen[id(decl)]!r} and {key!r}); keep one."
+                f"Parameter {decls[index].key!r} is given twice "
+                f"({seen[index]!r} and {key!r}); keep one."
             )
-        seen[id(decl)] = key
-        built.append(build_parameter(decl, value))
+        seen[index] = key
+        built.append(build_parameter(decls[index], value))
     return built
 
 
-def build_parameter(decl: Mapping[str, Any], value: Any) -> dict[str, Any]:
+def build_parameter(decl: Mapping[str, Any] | ParameterDecl, value: Any) -> dict[str, Any]:
     """One Metabase parameter for ``value`` under the declaration ``decl``."""
-    declared = str(decl.get("type") or "category")
-    label = str(decl.get("slug") or decl.get("name") or decl.get("id"))
-    target = decl.get("target")
+    decl = ParameterDecl.from_json(decl)
+    declared = decl.type
+    label = decl.key
     # A raw template-tag variable takes one value; field filters and dashboard
     # filters (no target) take the operator's list.
-    single = isinstance(target, list) and bool(target) and target[0] == "variable"
-    param: dict[str, Any] = {"id": decl.get("id"), "type": declared}
-    if target is not None:
-        param["target"] = target
+    single = decl.single_value
+    param: dict[str, Any] = {"id": decl.id, "type": declared}
+    if decl.target is not None:
+        param["target"] = decl.target
     if value is None or (_is_list(value) and len(value) == 0):
         param["value"] = None
         return param
@@ -282,6 +466,23 @@ def _to_bool(label: str, declared: str, item: Any) -> bool:
 
 
 def _to_text(label: str, declared: str, item: Any) -> str:
+    """A text filter (``string/...``, ``text``) takes strings only: ``42`` or a date
+    there is a mistake (0 rows), not a value to stringify."""
+    if isinstance(item, str):
+        return item
+    raise _fail(label, declared, item, _text_expected(item))
+
+
+def _text_expected(item: Any) -> str:
+    if isinstance(item, (numbers.Number, Decimal, dt.date)) and not isinstance(item, bool):
+        text = item.isoformat() if isinstance(item, dt.date) else str(item)
+        return f"text; write {text!r} in quotes if you mean that text"
+    return "text"
+
+
+def _to_any_text(label: str, declared: str, item: Any) -> str:
+    """A ``category`` value, which Metabase declares for "anything": numbers and dates
+    are written out as text."""
     if isinstance(item, str):
         return item
     if isinstance(item, bool) or item is None:
@@ -294,7 +495,7 @@ def _to_text(label: str, declared: str, item: Any) -> str:
 
 
 def _to_text_or_bool(label: str, declared: str, item: Any) -> str | bool:
-    return item if isinstance(item, bool) else _to_text(label, declared, item)
+    return item if isinstance(item, bool) else _to_any_text(label, declared, item)
 
 
 def _to_scalar(label: str, declared: str, item: Any) -> Any:
@@ -303,15 +504,19 @@ def _to_scalar(label: str, declared: str, item: Any) -> Any:
         return item
     if isinstance(item, (numbers.Number, Decimal)):
         return _to_number(label, declared, item)
-    return _to_text(label, declared, item)
+    return _to_any_text(label, declared, item)
 
 
 def _text_value(label: str, declared: str, value: Any, single: bool) -> Any:
-    convert = _to_text if declared.startswith("string/") or declared == "text" else _to_scalar
-    if single:
+    convert: Callable[[str, str, Any], Any]
+    if declared.startswith("string/") or declared == "text":
+        convert = _to_text
+    elif single:
         # Raw text variables are declared "category" and take one string; a raw
         # boolean tag may be declared "category" too, so a bool stays a bool.
         convert = _to_text_or_bool
+    else:
+        convert = _to_scalar
     return _listed(label, declared, value, single, convert)
 
 
@@ -342,11 +547,12 @@ def _date_text(item: Any) -> str | None:
 
 def _date_kind(text: str) -> str | None:
     if _SINGLE_RE.match(text):
-        return "single"
+        return "single" if _is_calendar(text) else None
     if _RANGE_RE.match(text) and text != "~":
-        return "range"
+        start, _, end = text.partition("~")
+        return "range" if all(_is_calendar(t) for t in (start, end) if t) else None
     if _MONTH_RE.match(text):
-        return "month"
+        return "month" if 1 <= int(text[5:]) <= 12 else None
     if _QUARTER_RE.match(text):
         return "quarter"
     if _RELATIVE_RE.match(text):
@@ -354,6 +560,19 @@ def _date_kind(text: str) -> str | None:
     if _EXCLUDE_RE.match(text):
         return "exclude"
     return None
+
+
+def _is_calendar(text: str) -> bool:
+    """``2024-02-30`` has the shape of a date but is none: Metabase would fail on it."""
+    day, _, time = text.replace(" ", "T").partition("T")
+    try:
+        dt.date(int(day[:4]), int(day[5:7]), int(day[8:10]))
+        if time:
+            hour, minute, *second = time.split(":")
+            dt.time(int(hour), int(minute), int(float(second[0])) if second else 0)
+    except ValueError:
+        return False
+    return True
 
 
 def _date_value(label: str, declared: str, value: Any, single: bool) -> tuple[str, str]:
@@ -384,6 +603,8 @@ def _date_value(label: str, declared: str, value: Any, single: bool) -> tuple[st
             raise _fail(label, declared, value, "a date, a date string or a (start, end) pair")
         text = converted
     kind = _date_kind(text)
+    if kind is None and re.search(r"\d{4}-\d{2}", text):
+        raise _fail(label, declared, value, "a real calendar date (YYYY-MM-DD, month 01-12)")
     if kind is None:
         raise _fail(
             label,

@@ -1,14 +1,25 @@
-"""The %%massive_card cell body: pure parsing, no shell, no server."""
+"""The %%massive_card cell body: pure parsing and writing, no shell, no server."""
 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
-from massive_magic.cellparams import expand_vars, parse_cell, strip_comment
+from massive_magic.cellparams import (
+    NULL_WORDS,
+    expand_vars,
+    format_cell,
+    format_value,
+    parse_cell,
+    strip_comment,
+)
 from massive_magic.errors import ParameterError
+from massive_magic.parameters import ParameterDecl, build_parameter
 
 SINCE = dt.date(2024, 1, 1)
 NS: dict[str, Any] = {
@@ -29,6 +40,11 @@ NS: dict[str, Any] = {
         ("ratio = 0.5", {"ratio": 0.5}),
         ("flag = true", {"flag": True}),
         ("nothing = null", {"nothing": None}),
+        ("nothing = None", {"nothing": None}),
+        ("nothing = none", {"nothing": None}),
+        ("nothing = NULL", {"nothing": None}),
+        ('text = "None"', {"text": "None"}),
+        ("text = None at all", {"text": "None at all"}),
         ('ids = [1, 2, "x"]', {"ids": [1, 2, "x"]}),
         ('obj = {"a": 1}', {"obj": {"a": 1}}),
         ("region = EU West", {"region": "EU West"}),
@@ -81,6 +97,11 @@ def test_empty_body_is_no_parameters() -> None:
         ("a = {missing}", "Line 1 (a): {missing} is not defined in the notebook"),
         ("a = x {missing} y", "{missing} is not defined"),
         ('a = "unclosed', "starts with a quote but is not a valid JSON string"),
+        ('country = ["DE", "GB"', "starts like a JSON list but is not valid JSON"),
+        ("country = [DE, GB]", "starts like a JSON list but is not valid JSON"),
+        ("ids = [{n}, 2]", "put a whole value from the notebook with {var}"),
+        ('obj = {"a": 1', "starts like a JSON object but is not valid JSON"),
+        ("obj = {1, 2}", "starts like a JSON object"),
         ("a = 1\nA = 2", "Line 2: parameter 'A' is already set on line 1"),
     ],
 )
@@ -122,3 +143,186 @@ def test_no_ipython_import() -> None:
     code = "import sys, massive_magic.cellparams; print('IPython' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_null_words_are_the_documented_ones() -> None:
+    assert {"None", "none", "null", "NULL"} == NULL_WORDS
+
+
+def test_braces_that_start_a_template_are_not_json() -> None:
+    assert parse_cell("a = {n} rows", NS) == {"a": "7 rows"}
+    assert parse_cell("a = {{x}} literal", NS) == {"a": "{x} literal"}
+
+
+# -- the writer: format_cell / format_value ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"country": ["US", "DE"], "date": "2026-01-01~2026-01-31"},
+        {"rows": 25, "ratio": 0.25, "flag": True, "off": False, "nothing": None},
+        {"label": 'say "hi" \\ {not a var} # not a comment'},
+        {"city": "Zürich", "tags": ["{x}", "a,b"], "n": [1, 2.5]},
+        {"Start date": "None", "other": "null"},
+    ],
+)
+def test_generated_cell_body_parses_back_to_the_same_parameters(params: dict[str, Any]) -> None:
+    code = format_cell(484, params)
+    first, _, body = code.partition("\n")
+    assert first == "%%massive_card 484 -o df"
+    assert code.endswith("\n")
+    assert parse_cell(body, {}) == params
+
+
+def test_format_cell_matches_the_documented_example() -> None:
+    code = format_cell(484, {"country": ["US", "DE"], "date": "2026-01-01~2026-01-31"})
+    assert code == (
+        '%%massive_card 484 -o df\ncountry = ["US", "DE"]\ndate = "2026-01-01~2026-01-31"\n'
+    )
+    assert format_cell(7, {}, variable="daily") == "%%massive_card 7 -o daily\n"
+
+
+@pytest.mark.parametrize("name", ["", " x", "x ", "a=b", "# x", "two\nlines"])
+def test_a_name_the_cell_cannot_hold_is_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="cannot be written as a parameter name"):
+        format_cell(1, {name: 1})
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), object(), b"bytes"])
+def test_a_value_the_cell_cannot_hold_is_refused(value: Any) -> None:
+    with pytest.raises(ValueError, match="cannot be"):
+        format_value(value)
+
+
+def _same(left: Any, right: Any) -> bool:
+    """Equal and of the same types all the way down (1 == 1.0 == True in Python)."""
+    if type(left) is not type(right):
+        return False
+    if isinstance(left, list):
+        return len(left) == len(right) and all(map(_same, left, right))
+    return bool(left == right)
+
+
+def _round_trip(value: Any) -> Any:
+    body = format_cell(1, {"value": value}).partition("\n")[2]
+    return parse_cell(body, {})["value"]
+
+
+_HARD_TEXT = [
+    "",
+    '"',
+    '"quoted"',
+    "#",
+    " # not a comment",
+    "a # b",
+    "=",
+    "a = b",
+    "{",
+    "}",
+    "{x}",
+    "{{x}}",
+    " leading",
+    "trailing ",
+    "two\nlines",
+    "cr\rlf",
+    "tab\there",
+    "back\\slash",
+    "\u2028line separator",
+    "next line\x85",
+    "\x0bvertical tab",
+    "Zürich 東京 🙂",
+    "None",
+    "null",
+    "true",
+    "42",
+    "[1, 2",
+    "2024-13-45",
+]
+_SCALARS = (
+    st.text()
+    | st.sampled_from(_HARD_TEXT)
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.booleans()
+    | st.none()
+)
+_JSON_VALUES = _SCALARS | st.lists(_SCALARS, max_size=4)
+
+
+@given(_JSON_VALUES)
+@example("")
+@example(-0.0)
+@example(10**30)
+@example(1e300)
+@example(["{x}", "#", None, 1.5])
+def test_json_kinds_round_trip_exactly(value: Any) -> None:
+    assert _same(_round_trip(value), value)
+
+
+@pytest.mark.parametrize("text", _HARD_TEXT)
+def test_hard_text_round_trips(text: str) -> None:
+    assert _same(_round_trip(text), text)
+    assert _same(_round_trip([text, text]), [text, text])
+
+
+_DATE_DECLS = [
+    ParameterDecl("a", "day", type="date/all-options", target=["dimension", ["template-tag", "d"]]),
+    ParameterDecl("r", "span", type="date/range", target=["dimension", ["template-tag", "r"]]),
+    ParameterDecl("s", "since", type="date/single", target=["variable", ["template-tag", "s"]]),
+]
+_DATES = st.dates(dt.date(1900, 1, 1), dt.date(2200, 12, 31))
+_DATETIMES = st.datetimes(dt.datetime(1900, 1, 1), dt.datetime(2200, 12, 31)) | st.datetimes(
+    dt.datetime(1900, 1, 2), dt.datetime(2200, 12, 30), timezones=st.timezones()
+)
+_ENDS = _DATES | _DATETIMES | st.none()
+_DATE_VALUES = (
+    _DATES | _DATETIMES | st.tuples(_ENDS, _ENDS).filter(lambda pair: pair != (None, None))
+)
+
+
+def _plain(value: Any) -> Any:
+    """The form the cell holds a date or pair in: ISO text and a list (no date literal)."""
+    if isinstance(value, dt.datetime):
+        text = value.replace(tzinfo=None).isoformat(timespec="seconds")
+        return text[:-9] if text.endswith("T00:00:00") else text
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+@given(_DATE_VALUES)
+@example(dt.datetime(2024, 1, 31, 8, 30, 15, 123456))
+@example(dt.datetime(2024, 1, 31))
+@example((dt.date(2024, 1, 1), None))
+@example((None, dt.datetime(2024, 1, 31, 23, 59)))
+def test_dates_and_pairs_round_trip_to_the_same_metabase_value(value: Any) -> None:
+    """The format has no date or tuple literal; what it reads back sends the same value."""
+    parsed = _round_trip(value)
+    assert _same(parsed, _plain(value))
+    for decl in _DATE_DECLS:
+        try:
+            expected = build_parameter(decl, value)
+        except ParameterError:
+            with pytest.raises(ParameterError):
+                build_parameter(decl, parsed)
+        else:
+            assert build_parameter(decl, parsed) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        (Decimal("12"), "12"),
+        (Decimal("1.5"), "1.5"),
+        ((1, None), "[1, null]"),
+        (frozenset({"x"}), '["x"]'),
+        ({"a": [1]}, '{"a": [1]}'),
+        ("{x}", '"{{x}}"'),
+    ],
+)
+def test_other_values_are_written_as_json(value: Any, written: str) -> None:
+    assert format_value(value) == written

@@ -15,8 +15,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from massive_magic import cli
-from massive_magic.sandbox import demo
+from massive_magic import Client, cli, errors
+from massive_magic.errors import NextStep, Step
+from massive_magic.sandbox import Sandbox, demo
 
 SCRIPT = shutil.which("massive-magic", path=str(Path(sys.executable).parent))
 
@@ -141,3 +142,57 @@ def test_sandbox_serves_in_the_foreground(tmp_path: Path) -> None:
         proc.terminate()
         output, _ = proc.communicate(timeout=30)
     assert f"http://127.0.0.1:{port}" in output
+
+
+# -- errors: one line on stderr, in a shell's words ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("exc", "line"),
+    [
+        (
+            errors.AuthError(
+                "No Metabase user name for https://mb.example",
+                next_steps=[
+                    NextStep(Step.SET_USER, names=("MASSIVE_METABASE_EMAIL",)),
+                    NextStep(Step.USE_API_KEY, names=("MASSIVE_METABASE_API_KEY",)),
+                ],
+            ),
+            "massive-magic: No Metabase user name for https://mb.example. Set "
+            "MASSIVE_METABASE_EMAIL (e.g. export MASSIVE_METABASE_EMAIL=you@partner.com). Or "
+            "set MASSIVE_METABASE_API_KEY to use an API key.",
+        ),
+        (
+            errors.QueryFailed("Card 503 failed:\n  relation does not exist"),
+            "massive-magic: Card 503 failed: relation does not exist",
+        ),
+        (ValueError("not ours"), "massive-magic: not ours"),
+    ],
+)
+def test_error_line_is_one_line_in_shell_words(exc: BaseException, line: str) -> None:
+    assert cli.error_line(exc) == line
+
+
+def test_a_real_library_error_is_one_line(sandbox: Sandbox, tmp_path: Path) -> None:
+    mb = Client(sandbox.url, cache_dir=tmp_path, progress=False)
+    with mb, pytest.raises(errors.AuthError) as info:
+        mb.login()  # no user name, no API key
+    line = cli.error_line(info.value)
+    assert line.startswith(f"massive-magic: No Metabase user name for {sandbox.url}")
+    assert "\n" not in line
+    assert sandbox.count() == 0
+
+
+def test_an_expected_failure_exits_1_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refuse(output: Path, notebook: Path | None = None) -> int:
+        raise errors.ConfigError("No sandbox here", next_steps=[NextStep(Step.USE_HTTPS)])
+
+    monkeypatch.setattr(cli, "demo", refuse)
+    assert cli.main(["demo"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "massive-magic: No sandbox here. Use an https:// URL, or pass --allow-http if you must.\n"
+    )
+    assert captured.out == ""

@@ -47,7 +47,10 @@ ALLOWED: dict[str, set[str]] = {
         "token_store",
     },
     "magics": {"errors", "settings", "refs", "cellparams", "client", "card_picker", "sandbox"},
-    "card_picker": {"errors", "refs", "client", "cellparams"},
+    # parameters: the picker's inputs read ParameterDecl, the one reading of declarations.
+    # magics: only lazily, inside picker(), to borrow the notebook's %massive_login
+    # (only magics.py may call get_ipython()); magics imports card_picker lazily too.
+    "card_picker": {"errors", "refs", "client", "cellparams", "parameters", "magics"},
     "cli": {"errors", "settings", "sandbox", "client"},
 }
 

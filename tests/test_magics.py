@@ -8,13 +8,18 @@ error as its cause, so that Run All and papermill stop.
 
 from __future__ import annotations
 
+import _thread
 import datetime as dt
 import getpass
+import json
 import os
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pandas as pd
@@ -23,8 +28,12 @@ from IPython.core.error import StdinNotImplementedError, UsageError
 from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
 from IPython.testing import globalipapp
 
+import massive_magic
 from massive_magic import errors, sandbox
-from massive_magic.magics import MassiveMagics
+from massive_magic.card_picker import PICKER_WORDS, CardPicker
+from massive_magic.cli import CLI_WORDS
+from massive_magic.errors import PYTHON_WORDS, NextStep, Step, render
+from massive_magic.magics import INTERRUPTED, MAGIC_WORDS, MassiveMagics
 from massive_magic.sandbox import demo
 from massive_magic.settings import (
     ENV_API_KEY,
@@ -33,6 +42,13 @@ from massive_magic.settings import (
     ENV_MAX_SESSION_AGE,
     ENV_PASSWORD,
     ENV_URL,
+)
+
+#: Tests whose library error gets its next steps on the other branches of issue #14 (cards,
+#: refs, session). The magics render next steps only (no rewriting of sentences), so until
+#: those land these messages still name the Python API. Remove the mark at merge.
+NEEDS_LIBRARY_STEPS = pytest.mark.xfail(
+    strict=True, reason="the library's error gets next_steps on another branch (issue #14)"
 )
 
 MAGIC_NAMES = (
@@ -73,7 +89,7 @@ def ip(
     yield shell
     shell.run_line_magic("unload_ext", "massive_magic")
     shell.config.pop("MassiveMagics", None)
-    for name in ("df", "seq", "n_rows", "card", "since", "bad", "march", "overview"):
+    for name in ("df", "seq", "n_rows", "card", "since", "bad", "march", "overview", "picked"):
         shell.user_ns.pop(name, None)
 
 
@@ -257,6 +273,7 @@ def test_bad_password(ip: InteractiveShell, srv: Any, monkeypatch: pytest.Monkey
     assert srv.count("POST", "/api/session") == 1  # a failed login is never retried
 
 
+@NEEDS_LIBRARY_STEPS
 def test_throttled_login(ip: InteractiveShell, srv: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     srv.add_user("throttled@partner.example", "right-password")
     monkeypatch.setenv(ENV_PASSWORD, "wrong-password")
@@ -292,6 +309,7 @@ def test_cache_dir_from_config(
     assert not (tmp_path / "cache").exists()  # MASSIVE_MAGIC_CACHE_DIR lost to %config
 
 
+@NEEDS_LIBRARY_STEPS
 def test_timeout_from_config(
     ip: InteractiveShell, srv: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -380,6 +398,7 @@ def test_cell_parameters_with_python_variables(
     assert ip.user_ns["seq"]["label"].tolist() == ["row 1", "row 2", "row 3"]
 
 
+@NEEDS_LIBRARY_STEPS
 def test_stale_parameters_say_refresh(
     ip: InteractiveShell, srv: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -465,10 +484,27 @@ def test_card_before_login_with_only_an_email(
 @pytest.mark.parametrize(
     ("source", "cause", "fragment"),
     [
-        ("%massive_card 999999", errors.CardNotFound, "%massive_cards to see the cards"),
-        (f"%massive_card {demo.REQUIRED_PARAM}", errors.QueryFailed, "%%massive_card cell body"),
-        ("%massive_card /dashboard/12", errors.BadCardRef, "%massive_dashboard"),
-        (f"%massive_card {demo.RESTRICTED}", errors.AccessDenied, ""),
+        pytest.param(
+            "%massive_card 999999",
+            errors.CardNotFound,
+            "%massive_cards to see the cards",
+            marks=NEEDS_LIBRARY_STEPS,
+        ),
+        pytest.param(
+            f"%massive_card {demo.REQUIRED_PARAM}",
+            errors.QueryFailed,
+            "%%massive_card cell body",
+            marks=NEEDS_LIBRARY_STEPS,
+        ),
+        pytest.param(
+            "%massive_card /dashboard/12",
+            errors.BadCardRef,
+            "%massive_dashboard",
+            marks=NEEDS_LIBRARY_STEPS,
+        ),
+        pytest.param(
+            f"%massive_card {demo.RESTRICTED}", errors.AccessDenied, "", marks=NEEDS_LIBRARY_STEPS
+        ),
         (f"%massive_card {demo.BROKEN}", errors.QueryFailed, ""),
         (f"%%massive_card {demo.SEQUENCE}\nnope = 1\n", errors.ParameterError, "nope"),
         (f"%%massive_card {demo.SEQUENCE}\nrows = [1, 2\n", errors.ParameterError, ""),
@@ -629,3 +665,291 @@ def test_no_module_global_state() -> None:
     a, b = MassiveMagics(None), MassiveMagics(None)
     a.client = object()  # type: ignore[assignment]
     assert b.client is None and b.sandbox is None
+
+
+# -- next steps in the notebook's words (issue #14) --------------------------------------------
+
+EDGE_WORDS: dict[str, Mapping[Step, str]] = {
+    "python": PYTHON_WORDS,
+    "magics": MAGIC_WORDS,
+    "cli": CLI_WORDS,
+    "picker": PICKER_WORDS,
+}
+
+
+@pytest.mark.parametrize("edge", sorted(EDGE_WORDS))
+@pytest.mark.parametrize("step", list(Step), ids=lambda s: s.value)
+def test_every_step_has_words_at_every_edge(edge: str, step: Step) -> None:
+    words = NextStep(step, ref=484, names=("MASSIVE_X",)).words(EDGE_WORDS[edge])
+    assert words and words[-1] == "."
+    if edge != "python":
+        for python_only in ("Client", "params=", "refresh=True", "password=", "username="):
+            assert python_only not in words
+    if edge == "cli":
+        assert "%" not in words  # no magics in a shell
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (
+            errors.CardNotFound("Card 9 not found", next_steps=[NextStep(Step.LIST_CARDS)]),
+            "Card 9 not found. Run %massive_cards to see the cards you can read.",
+        ),
+        (
+            errors.QueryFailed(
+                "Card 515 failed: pick a value for 'App'.",
+                next_steps=[
+                    NextStep(Step.GIVE_PARAMETER, names=("app",)),
+                    NextStep(Step.SHOW_PARAMETERS, ref=515),
+                ],
+            ),
+            "Card 515 failed: pick a value for 'App'. Give app a value in the %%massive_card "
+            "cell body (name = value). %massive_cards shows its parameters.",
+        ),
+        (
+            errors.BadCardRef(
+                "'/dashboard/12' is a dashboard, not a card.",
+                next_steps=[NextStep(Step.READ_DASHBOARD, ref=12)],
+            ),
+            "'/dashboard/12' is a dashboard, not a card. Read the whole dashboard with "
+            "%massive_dashboard 12.",
+        ),
+        (
+            errors.LoginThrottled(
+                "Logins are locked for 15 min", next_steps=[NextStep(Step.WAIT_THEN_LOGIN)]
+            ),
+            "Logins are locked for 15 min. Then run %massive_login once; every attempt extends "
+            "the lock.",
+        ),
+        (
+            errors.ResponseError(
+                "No answer within 0.3 s",
+                next_steps=[NextStep(Step.RAISE_TIMEOUT), NextStep(Step.REFRESH)],
+            ),
+            "No answer within 0.3 s. Raise it: %config MassiveMagics.timeout = <seconds>. "
+            "Run it again with --refresh.",
+        ),
+    ],
+)
+def test_magic_words_render_the_steps(exc: errors.MassiveError, expected: str) -> None:
+    assert render(exc, MAGIC_WORDS) == expected
+
+
+def test_login_without_a_user_names_the_option_and_the_variable(
+    ip: InteractiveShell, srv: Any
+) -> None:
+    error = usage_error(run(ip, f"%massive_login --url {srv.url}"))
+    assert isinstance(error.__cause__, errors.AuthError)
+    assert str(error) == (
+        f"No Metabase user name for {srv.url}. Pass --user EMAIL to %massive_login, or set "
+        f"{ENV_EMAIL}. Or use an API key: set {ENV_API_KEY}, or name your variable with "
+        "%massive_login --api-key-env VAR."
+    )
+    assert srv.count() == 0
+
+
+def test_password_step_in_notebook_words(
+    ip: InteractiveShell, srv: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_stdin(prompt: str = "Password: ", stream: Any = None) -> str:
+        raise StdinNotImplementedError("getpass was called, but this frontend does not support")
+
+    monkeypatch.setattr(getpass, "getpass", no_stdin)
+    error = usage_error(run(ip, f"%massive_login --url {srv.url} --user {srv.username}"))
+    assert str(error) == (
+        f"No password: this kernel cannot prompt for one. Set {ENV_PASSWORD} in the kernel's "
+        "environment, or run %massive_login interactively."
+    )
+
+
+# -- issue #10: cell values ---------------------------------------------------------------------
+
+
+def _sent(srv: Any, card: int) -> dict[str, Any]:
+    """The parameters of the one query sent for ``card``, by template tag."""
+    from urllib.parse import parse_qs
+
+    [request] = srv.requests("POST", f"/api/card/{card}/query*")
+    if request.path.endswith("/query/api"):
+        params = json.loads(parse_qs(request.body.decode())["parameters"][0])
+    else:
+        params = json.loads(request.body)["parameters"]
+    return {p["target"][1][1]: p for p in params}
+
+
+@pytest.mark.parametrize("word", ["None", "none", "null", "NULL"])
+def test_none_in_a_cell_means_no_filter(
+    ip: InteractiveShell, srv: Any, monkeypatch: pytest.MonkeyPatch, word: str
+) -> None:
+    login(ip, srv, monkeypatch)
+    body = f'date = "2024-01-01~2024-01-02"\nplatform = {word}\n'
+    result = run(ip, f"%%massive_card {demo.EARNINGS_FILTERED}\n{body}")
+    assert result.success, result.error_in_exec
+    assert len(result.result) > 0 and result.result["platform"].nunique() > 1
+    assert _sent(srv, demo.EARNINGS_FILTERED)["platform"]["value"] is None
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment", "requests"),
+    [
+        ('country = ["DE", "GB"', "starts like a JSON list but is not valid JSON", 0),
+        ('country = {"DE"', "starts like a JSON object but is not valid JSON", 0),
+        ("country = 42", "write '42' in quotes", 1),  # the declarations, no query
+        ("date = 2024-13-45", "real calendar date", 1),
+        ('date = ["2024-01-01", "2024-02-30"]', "real calendar date", 1),
+    ],
+)
+def test_a_value_that_cannot_be_meant_is_refused_before_the_query(
+    ip: InteractiveShell,
+    srv: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    line: str,
+    fragment: str,
+    requests: int,
+) -> None:
+    login(ip, srv, monkeypatch)
+    srv.reset_log()
+    error = usage_error(run(ip, f"%%massive_card {demo.EARNINGS_FILTERED}\n{line}\n"))
+    assert isinstance(error.__cause__, errors.ParameterError)
+    assert fragment in str(error)
+    assert srv.count("POST") == 0
+    assert srv.count() == requests
+
+
+# -- issue #10: warnings, interrupts, stray arguments --------------------------------------------
+
+
+def test_a_massive_warning_is_shown_as_its_message(ip: InteractiveShell) -> None:
+    shown = warnings.formatwarning(
+        errors.IncompleteResultWarning("Card 7 stopped at 2,000 rows."),
+        errors.IncompleteResultWarning,
+        "/somewhere/massive_magic/cards.py",
+        354,
+        "    warnings.warn(...)",
+    )
+    assert shown == "Card 7 stopped at 2,000 rows.\n"
+    other = warnings.formatwarning(UserWarning("x"), UserWarning, "/a/b.py", 3, "line()")
+    assert other == "/a/b.py:3: UserWarning: x\n  line()\n"  # everyone else's as before
+    ip.run_line_magic("unload_ext", "massive_magic")
+    try:
+        assert warnings.formatwarning is warnings._formatwarning_orig  # type: ignore[attr-defined]
+    finally:
+        ip.run_line_magic("load_ext", "massive_magic")
+
+
+def test_warnings_stay_catchable_with_the_extension_loaded(
+    ip: InteractiveShell, srv: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    login(ip, srv, monkeypatch)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert run(ip, f"%massive_dashboard {demo.OVERVIEW_DASHBOARD} -o overview").success
+    assert [type(w.message) for w in seen] == [errors.MassiveWarning]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", errors.MassiveWarning)
+        result = run(ip, f"%massive_dashboard {demo.OVERVIEW_DASHBOARD}")
+    assert isinstance(result.error_in_exec, errors.MassiveWarning)
+
+
+def test_warnings_in_a_real_shell_print_only_the_message(tmp_path: Any) -> None:
+    """What a notebook user sees on stderr: the message, no module path, no source line."""
+    code = (
+        "import warnings\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "warnings.simplefilter('default')\n"
+        "ip = InteractiveShell.instance()\n"
+        "ip.run_line_magic('load_ext', 'massive_magic')\n"
+        "ip.run_line_magic('massive_login', '--sandbox')\n"
+        f"ip.run_cell('%massive_dashboard {demo.OVERVIEW_DASHBOARD} -o overview -q')\n"
+        "ip.run_line_magic('unload_ext', 'massive_magic')\n"
+    )
+    env = {**os.environ, "IPYTHONDIR": str(tmp_path), ENV_CACHE_DIR: str(tmp_path / "cache")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stderr.startswith("1 of 3 cards of dashboard 12 failed"), out.stderr
+    assert "Payout reconciliation" in out.stderr
+    assert "magics.py" not in out.stderr and "client.py" not in out.stderr
+    assert "Warning:" not in out.stderr and "warnings.warn" not in out.stderr
+
+
+def test_an_interrupted_read_is_one_line_and_fails_the_cell(
+    ip: InteractiveShell, srv: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """Ctrl-C (Jupyter's interrupt button) during a read: one line, nothing stored, and the
+    cell still fails so Run All stops."""
+    login(ip, srv, monkeypatch)
+    srv.faults.delay_next(n=1, seconds=1.0, path=f"/api/card/{demo.SEQUENCE}/query*")
+
+    def interrupt_once_the_read_waits() -> None:
+        for _ in range(3000):  # bounded: at most ~30 s
+            if not srv.faults.pending:  # the server took the request and holds the answer
+                _thread.interrupt_main()
+                return
+            time.sleep(0.01)
+
+    ip.user_ns["seq"] = "before"
+    capsys.readouterr()
+    thread = threading.Thread(target=interrupt_once_the_read_waits, daemon=True)
+    thread.start()
+    result = run(ip, f"%massive_card {demo.SEQUENCE} -o seq")
+    thread.join(timeout=30)
+    error = usage_error(result)
+    assert str(error) == INTERRUPTED
+    assert isinstance(error.__cause__, KeyboardInterrupt)
+    assert ip.user_ns["seq"] == "before"
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    assert run(ip, f"%massive_card {demo.SEQUENCE} -o seq").success  # the client lives on
+    assert len(ip.user_ns["seq"]) == 10
+
+
+@pytest.mark.parametrize("source", ["%massive_logout now", "%massive_cards 484"])
+def test_stray_arguments_are_refused(
+    ip: InteractiveShell, srv: Any, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    login(ip, srv, monkeypatch)
+    srv.reset_log()
+    error = usage_error(run(ip, source))
+    assert "unrecognized arguments" in str(error)
+    assert srv.count() == 0
+    assert magics_of(ip).client is not None  # still logged in
+
+
+# -- issue #10: the picker in a notebook ----------------------------------------------------------
+
+
+def test_picker_load_stores_the_frame_under_the_name_in_its_code(
+    ip: InteractiveShell, srv: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    login(ip, srv, monkeypatch)
+    picker = run(ip, "%massive_cards").result
+    assert isinstance(picker, CardPicker)
+    picker.select(demo.SEQUENCE)
+    picker.set_params(rows=3)
+    picker.load_button.click()
+    assert picker.code is not None and picker.code.startswith(
+        f"%%massive_card {demo.SEQUENCE} -o df"
+    )
+    assert ip.user_ns["df"] is picker.df
+    assert ip.user_ns["df"]["n"].tolist() == [1, 2, 3]
+    assert "Stored in df." in picker.status.value
+
+
+def test_picker_without_a_client_uses_the_notebook_login(
+    ip: InteractiveShell, srv: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    login(ip, srv, monkeypatch)
+    monkeypatch.delenv(ENV_PASSWORD)  # nothing in the environment to log in with
+    ip.user_ns["massive_magic"] = massive_magic
+    result = run(ip, "picked = massive_magic.picker()")
+    assert result.success, result.error_in_exec
+    picker = ip.user_ns["picked"]
+    assert picker.client is magics_of(ip).client
+    assert demo.SEQUENCE in {card_id for _, card_id in picker.results.options}
+    assert srv.count("POST", "/api/session") == 1  # the magic's login, reused
+    picker.select(demo.SEQUENCE)
+    picker.load()
+    assert ip.user_ns["df"] is picker.df
+    ip.user_ns.pop("massive_magic")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -15,7 +16,13 @@ import pytest
 
 from massive_magic import Client
 from massive_magic.errors import ParameterError, QueryFailed
-from massive_magic.parameters import build_parameters, describe_parameters, match_parameter
+from massive_magic.parameters import (
+    ParameterDecl,
+    build_parameters,
+    declarations,
+    describe_parameters,
+    match_parameter,
+)
 from massive_magic.sandbox import demo
 
 
@@ -87,7 +94,6 @@ def test_copies_id_and_target_and_sends_json_number() -> None:
         ("region_text", True, "boolean", True),
         ("region", "North", "string/=", ["North"]),
         ("region", ["North", "South"], "string/=", ["North", "South"]),
-        ("region", 5, "string/=", ["5"]),
         ("cat", [1, 2], "category", [1, 2]),
         ("cat", "x", "category", ["x"]),
         # booleans
@@ -192,7 +198,15 @@ def test_empty_values_build_nothing() -> None:
         ("min_orders", [1, 2], "one value"),
         ("amount", 5, "(min, max) pair"),
         ("region_text", ["a", "b"], "one value"),
-        ("region", [None], "a string"),
+        ("region", [None], "text"),
+        ("region", 5, "write '5' in quotes"),
+        ("region", ["DE", 42], "write '42' in quotes"),
+        ("region", dt.date(2024, 1, 1), "text"),
+        ("day", "2024-13-45", "real calendar date"),
+        ("day", "2024-02-30", "real calendar date"),
+        ("day", "2024-02-01~2024-02-31", "real calendar date"),
+        ("day", "2024-13", "real calendar date"),
+        ("since", "2024-01-01T25:00", "real calendar date"),
         ("active", "yes", "True or False"),
         ("day", "last tuesday", "Metabase's date strings"),
         ("day", 20260131, "a date"),
@@ -238,6 +252,103 @@ def test_describe_parameters() -> None:
     assert describe_parameters(DECLS[:2]) == (
         "min_orders ('Min orders', number/=), day (date/all-options, required)"
     )
+
+
+# -- ParameterDecl: the one reading of a declaration ------------------------------------------
+
+COUNTRY_JSON = dim(
+    "country",
+    "string/=",
+    "Country",
+    values_source_type="static-list",
+    values_source_config={"values": [["DE", "Germany"], ["GB", "United Kingdom"], "FR"]},
+    isMultiSelect=False,
+)
+
+
+def test_from_json_keeps_labels_and_multi_select() -> None:
+    decl = ParameterDecl.from_json(COUNTRY_JSON)
+    assert decl.choices == (("DE", "Germany"), ("GB", "United Kingdom"), ("FR", "FR"))
+    assert decl.values == ["DE", "GB", "FR"]
+    assert decl.labels == ["Germany", "United Kingdom", "FR"]
+    assert decl.multi_select is False  # Metabase's isMultiSelect wins over the type
+    assert decl.widget == "choice"
+    assert (decl.key, decl.label, decl.id) == ("country", "Country", "id-country")
+    assert decl.target == ["dimension", ["template-tag", "country"]]
+    assert not decl.single_value
+    hash(decl)  # frozen and hashable, although target and default are JSON lists
+
+
+def test_info_is_what_card_info_shows() -> None:
+    assert ParameterDecl.from_json(COUNTRY_JSON).info() == {
+        "slug": "country",
+        "name": "Country",
+        "type": "string/=",
+        "required": False,
+        "default": None,
+        "multi_select": False,
+        "values": ["DE", "GB", "FR"],
+        "labels": ["Germany", "United Kingdom", "FR"],
+    }
+    assert ParameterDecl.from_json(DECLS[1]).info() == {
+        "slug": "day",
+        "name": "Day",
+        "type": "date/all-options",
+        "required": True,
+        "default": None,
+        "multi_select": False,
+    }
+
+
+@pytest.mark.parametrize("raw", [COUNTRY_JSON, *DECLS])
+def test_info_reads_back_to_the_same_declaration(raw: dict[str, Any]) -> None:
+    """The picker gets card_info's dicts; reading them loses only id and target."""
+    decl = ParameterDecl.from_json(raw)
+    again = ParameterDecl.from_json(decl.info())
+    assert again == dataclasses.replace(decl, id=None, target=None)
+    assert again.widget == decl.widget
+
+
+@pytest.mark.parametrize(
+    ("raw", "multi", "widget"),
+    [
+        (dim("c", "string/=", values=["a"]), True, "multi-choice"),  # a field filter: a list
+        (dim("c", "string/=", values=["a"], isMultiSelect=False), False, "choice"),
+        (var("c", "category", values=["a"]), False, "choice"),
+        (var("n", "number/=", values=[1, 2]), False, "choice"),  # a raw variable: one value
+        (dim("c", "category", values=["a"], isMultiSelect=True), True, "multi-choice"),
+        ({"id": "x", "slug": "c", "type": "string/="}, True, "text"),  # dashboard filter
+        (var("d", "date/single"), False, "date"),
+        (dim("d", "date/all-options"), False, "date-range"),
+        (dim("d", "date/range"), False, "date-range"),
+        (dim("d", "date/month-year"), False, "text"),
+        (dim("n", "number/between"), False, "number-range"),
+        (var("n", "number"), False, "number"),
+        (dim("b", "boolean/="), False, "bool"),
+        (dim("x", "temporal-unit"), False, "text"),
+        ({"slug": "bare"}, False, "text"),
+    ],
+)
+def test_widget_and_multi_select(raw: dict[str, Any], multi: bool, widget: str) -> None:
+    decl = ParameterDecl.from_json(raw)
+    assert (decl.multi_select, decl.widget) == (multi, widget)
+
+
+def test_declarations_of_a_card_or_a_list() -> None:
+    card = {"id": 1, "parameters": [COUNTRY_JSON, DECLS[0]]}
+    assert [d.key for d in declarations(card)] == ["country", "min_orders"]
+    assert declarations([COUNTRY_JSON]) == (ParameterDecl.from_json(COUNTRY_JSON),)
+    assert declarations({"parameters": None}) == ()
+
+
+def test_build_takes_decls_or_json_alike() -> None:
+    decls = declarations(DECLS)
+    assert build_parameters(decls, {"Min orders": 3, "day": "today"}) == build_parameters(
+        DECLS, {"Min orders": 3, "day": "today"}
+    )
+    assert match_parameter(decls, "min orders") is decls[0]
+    assert match_parameter(DECLS, "min orders") is DECLS[0]
+    assert describe_parameters(decls) == describe_parameters(DECLS)
 
 
 # -- over HTTP against the sandbox ----------------------------------------------------------
@@ -419,3 +530,41 @@ def test_params_not_a_mapping_sends_nothing(srv: Any, client: Client) -> None:
     with pytest.raises(ParameterError, match="mapping"):
         client.card(demo.SEQUENCE, [("rows", 3)])  # type: ignore[arg-type]
     assert srv.log == []
+
+
+def test_declarations_from_the_server_keep_labels(srv: Any, client: Client) -> None:
+    cid = srv.add_card(
+        "Labelled",
+        [("country", "type/Text")],
+        parameters=[
+            {
+                "name": "country",
+                "type": "dimension",
+                "widget_type": "string/=",
+                "values": [["DE", "Germany"], ["GB", "United Kingdom"]],
+                "multi": True,
+            }
+        ],
+        rows=[["DE"], ["GB"]],
+    )
+    card = client.session.request("GET", f"/api/card/{cid}").json()
+    (decl,) = declarations(card)
+    assert decl.labels == ["Germany", "United Kingdom"]
+    assert decl.multi_select and decl.widget == "multi-choice"
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({"country": 42}, "write '42' in quotes"),
+        ({"country": ["DE", 42]}, "write '42' in quotes"),
+        ({"date": "2024-13-45"}, "real calendar date"),
+        ({"date": ("2024-01-01", "2024-02-30")}, "real calendar date"),
+    ],
+)
+def test_a_value_of_the_wrong_type_sends_no_query(
+    srv: Any, client: Client, params: dict[str, Any], fragment: str
+) -> None:
+    with pytest.raises(ParameterError, match=fragment):
+        client.card(demo.EARNINGS_FILTERED, params)
+    assert srv.count("POST") == 0
