@@ -142,14 +142,23 @@ def card_id(ref: object, server: str | None = None) -> int:
     if "dashboard" in segments:
         raise BadCardRef(
             f"{text!r} is a dashboard, not a card. Open the card itself on the dashboard "
-            "(click its title) and use that URL, which contains /question/<id>; "
-            "or read the whole dashboard with Client.dashboard()."
+            "(click its title) and use that URL, which contains /question/<id>.",
+            next_steps=(NextStep(Step.READ_DASHBOARD, ref=_id_after(segments, ("dashboard",))),),
         )
     if segments and segments[0] in ("question", "model") and len(segments) == 1:
         raise BadCardRef(
             f"{text!r} is an unsaved question without an id. Save it first, then use its URL."
         )
     raise BadCardRef(f"Cannot find a card id in {text!r}. {_HINT}")
+
+
+def _id_after(segments: list[str], kinds: tuple[str, ...]) -> int | str | None:
+    """The id that follows a kind segment (``dashboard``, ``question``...) of a URL path."""
+    for kind, following in pairwise(segments):
+        head = following.split("-", 1)[0]
+        if kind in kinds and head.isascii() and head.isdigit():
+            return int(head)
+    return None
 
 
 def dashboard_id(ref: object, server: str | None = None) -> int:
@@ -164,5 +173,8 @@ def dashboard_id(ref: object, server: str | None = None) -> int:
         return found
     segments = _path_segments(text) or []
     if any(kind in _CARD_KINDS for kind in segments):
-        raise BadCardRef(f"{text!r} is a card, not a dashboard. Use Client.card() for it.")
+        raise BadCardRef(
+            f"{text!r} is a card, not a dashboard.",
+            next_steps=(NextStep(Step.READ_CARD, ref=_id_after(segments, _CARD_KINDS)),),
+        )
     raise BadCardRef(f"Cannot find a dashboard id in {text!r}. {hint}")

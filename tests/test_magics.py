@@ -500,7 +500,6 @@ def test_card_before_login_with_only_an_email(
             "%massive_card /dashboard/12",
             errors.BadCardRef,
             "%massive_dashboard",
-            marks=NEEDS_LIBRARY_STEPS,
         ),
         pytest.param(
             f"%massive_card {demo.RESTRICTED}", errors.AccessDenied, "", marks=NEEDS_LIBRARY_STEPS
