@@ -21,12 +21,16 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "settings": {"errors"},
     "refs": {"errors"},
-    "token_store": {"errors"},
+    "token_store": {"errors", "settings"},
+    "throttle": {"errors", "settings", "token_store"},
+    "secret": set(),
+    "answers": {"errors", "secret"},
+    "auth": {"errors", "settings", "token_store", "throttle", "answers", "secret"},
     "frames": {"errors", "rowstream"},
     "rowstream": {"errors"},
     "parameters": {"errors"},
     "cellparams": {"errors"},
-    "session": {"errors", "settings", "token_store"},
+    "session": {"errors", "settings", "token_store", "throttle", "answers", "auth", "secret"},
     "cards": {"errors", "settings", "refs", "frames", "rowstream", "parameters", "session"},
     "client": {
         "errors",
@@ -45,8 +49,8 @@ ALLOWED: dict[str, set[str]] = {
 
 #: third-party top-level package -> the modules allowed to import it
 HOMES: dict[str, set[str]] = {
-    "requests": {"session"},
-    "urllib3": {"session"},
+    "requests": {"session", "answers"},
+    "urllib3": {"session", "answers"},
     "IPython": {"magics"},
     "ipywidgets": {"card_picker"},
     "nbclient": {"cli"},
