@@ -29,8 +29,10 @@ from massive_magic.errors import (
     AuthError,
     CacheWarning,
     LoginThrottled,
+    NextStep,
     NotFound,
     ResponseError,
+    Step,
 )
 from massive_magic.sandbox import demo
 from massive_magic.session import (
@@ -439,9 +441,10 @@ CHILD = textwrap.dedent(
     from massive_magic.session import MetabaseSession, read_json
     from massive_magic.settings import Settings
 
-    url, user, cache_dir = sys.argv[1:4]
+    url, user, cache_dir, now = sys.argv[1:5]
     settings = Settings.resolve(url, user, cache_dir=cache_dir)  # password from the env
-    session = MetabaseSession(settings)
+    # The parent's clock, passed in: a frozen sandbox clock stays frozen here too.
+    session = MetabaseSession(settings, clock=lambda: float(now))
     try:
         me = read_json(session.request("GET", "/api/user/current"))
         info = session.info
@@ -457,7 +460,7 @@ def run_child(srv: Any, cache_dir: Path, username: str, password: str) -> dict[s
     env = {k: v for k, v in os.environ.items() if not k.startswith("MASSIVE_")}
     env[ENV_PASSWORD] = password
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, srv.url, username, str(cache_dir)],
+        [sys.executable, "-c", CHILD, srv.url, username, str(cache_dir), repr(srv.clock.now())],
         capture_output=True,
         text=True,
         env=env,
@@ -506,7 +509,15 @@ def test_processes_meeting_an_expired_session_at_once_send_one_login(
     srv.reset_log()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MASSIVE_")}
     env[ENV_PASSWORD] = srv.password
-    args = [sys.executable, "-c", CHILD, srv.url, srv.username, str(cache_dir)]
+    args = [
+        sys.executable,
+        "-c",
+        CHILD,
+        srv.url,
+        srv.username,
+        str(cache_dir),
+        repr(srv.clock.now()),
+    ]
     children = [
         subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
         for _ in range(4)
@@ -576,7 +587,7 @@ def test_throttled_login_is_remembered_across_sessions_and_processes(
         make_session(username=user, password=password).login(force=True)
     result = run_child(srv, cache_dir, user, password)
     assert result["error"] == "LoginThrottled"
-    assert 0 < result["retry_after"] <= 15.0
+    assert result["retry_after"] == 15.0  # the child runs on the same frozen clock
     assert logins(srv) == 1
 
     # Once the named wait has passed, one login is sent. Metabase counted the refused attempt,
@@ -794,13 +805,11 @@ def test_token_never_in_repr_log_or_exception(
         srv.expire_sessions()
         session.request("GET", ME)  # a renewal: the noisiest path
         srv.faults.fail_next(10, status=502, path=ME)
-        for call in (
-            lambda: session.request("GET", ME),
-            lambda: session.request("GET", "/api/card/999999"),
-        ):
-            with pytest.raises(Exception) as caught:
-                call()
-            errors.append(caught.value)
+        with pytest.raises(ResponseError, match="502") as gateway:
+            session.request("GET", ME)
+        with pytest.raises(NotFound) as missing:
+            session.request("GET", "/api/card/999999")
+        errors += [gateway.value, missing.value]
     token = token_of(session)
     texts = [repr(session), str(session), repr(session.info), caplog.text]
     for exc in errors:
@@ -879,12 +888,31 @@ def test_an_html_answer_with_200_is_not_json(srv: Any, make_session: SessionFact
         read_json(session.request("GET", ME))
 
 
-def test_read_timeout(srv: Any, make_session: SessionFactory) -> None:
-    session = make_session(retries=0)
+def test_read_timeout_is_never_retried_and_says_how_long(
+    srv: Any, make_session: SessionFactory
+) -> None:
+    """A query that reached the server is not sent again, timeouts included (default retries):
+    Metabase would run it twice on the warehouse."""
+    session = make_session(read_timeout=0.3)  # default retries
     session.login()
-    srv.faults.delay_next(1, seconds=1.5, path=ME)
-    with pytest.raises(ResponseError, match=r"did not answer within 0\.3 s"):
-        session.request("GET", ME, timeout=0.3)
+    path = f"/api/card/{demo.SEQUENCE}/query"
+    srv.faults.delay_next(5, seconds=1.5, path=path)
+    with pytest.raises(ResponseError, match=r"did not answer within 0\.3 s") as caught:
+        session.request("POST", path, json={"parameters": []})
+    assert caught.value.next_steps == (NextStep(Step.RAISE_TIMEOUT),)
+    # Each POST that reached the sandbox took one use of the delay rule.
+    assert srv.faults.pending == [{"kind": "delay", "remaining": 4, "path": path, "method": None}]
+    wait_for_log(srv, "POST", path, 1)
+    assert srv.count("POST", path) == 1
+
+
+def wait_for_log(srv: Any, method: str, path: str, n: int) -> None:
+    """Wait until the sandbox logged ``n`` such requests (a delayed one is logged late)."""
+    pause = threading.Event()
+    for _ in range(3000):  # at most a minute on a very busy machine
+        if srv.count(method, path) >= n:
+            return
+        pause.wait(0.02)
 
 
 def test_unreachable_server(tmp_path: Path) -> None:
