@@ -9,6 +9,8 @@ expression that puts it on the wire.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["Secret"]
 
 
@@ -35,5 +37,5 @@ class Secret:
     def __hash__(self) -> int:
         return hash(self._value)
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> str | tuple[Any, ...]:
         raise TypeError("a Secret is not pickled")

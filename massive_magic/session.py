@@ -2,8 +2,8 @@
 
 Every call to Metabase goes through :meth:`MetabaseSession.request`. Who the
 request is sent as is the business of an :mod:`~massive_magic.auth` scheme (a
-session login or an API key); the transport only runs the sequence, with a hard
-cap (after httpx's ``Auth.auth_flow``)::
+:mod:`~massive_magic.login` session or an API key); the transport only runs the
+sequence, with a hard cap (after httpx's ``Auth.auth_flow``)::
 
     headers = auth.headers()            # memory, a fresh cached session, or one login
     send(request, headers)
@@ -53,8 +53,9 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from .answers import RETRY_STATUSES, error_text, raise_for_answer, read_json, transport_message
-from .auth import ApiKeyAuth, Auth, SessionInfo, SessionLogin
+from .auth import ApiKeyAuth, Auth, SessionInfo
 from .errors import MassiveWarning, ResponseError
+from .login import SessionLogin
 from .secret import Secret
 from .settings import Settings, is_loopback
 from .throttle import THROTTLE_FALLBACK, is_throttle_message, throttle_wait, throttled_until
