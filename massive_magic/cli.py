@@ -46,6 +46,8 @@ CLI_WORDS: Mapping[Step, str] = {
     Step.RAISE_TIMEOUT: "Raise it with --timeout SECONDS.",
     Step.WAIT_THEN_LOGIN: "Then run the command once; every attempt extends the lock.",
     Step.USE_HTTPS: "Use an https:// URL, or pass --allow-http if you must.",
+    Step.SET_API_KEY: "Set a current API key in {names}.",
+    Step.SET_CACHE_DIR: "Set {names} to a directory only you can write.",
     Step.CONNECT_SERVER: "Set MASSIVE_METABASE_URL={names} to read from that server.",
     Step.INSTALL_EXTRA: "Install it with pip install 'massive-magic[{names}]'.",
 }

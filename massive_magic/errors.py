@@ -74,11 +74,13 @@ class Step(str, Enum):
     SET_USER = "set_user"  # name the login e-mail
     SET_PASSWORD = "set_password"  # provide the password (names: the env variable)
     USE_API_KEY = "use_api_key"  # an API key avoids logins (names: the env variable)
+    SET_API_KEY = "set_api_key"  # the API key was refused: provide a current one (names)
     RAISE_TIMEOUT = "raise_timeout"  # allow a card more time
     WAIT_THEN_LOGIN = "wait_then_login"  # wait out a lockout, then log in once
     USE_HTTPS = "use_https"  # use an https:// URL (or opt in to http)
     CONNECT_SERVER = "connect_server"  # connect to the server a URL names (names: its origin)
     INSTALL_EXTRA = "install_extra"  # install an optional extra (names: the extra)
+    SET_CACHE_DIR = "set_cache_dir"  # point the session cache at a private directory (names)
 
 
 @dataclass(frozen=True)
@@ -107,11 +109,13 @@ PYTHON_WORDS: Mapping[Step, str] = {
     Step.SET_USER: "Pass username=... or set {names}.",
     Step.SET_PASSWORD: "Pass password=... or set {names}.",
     Step.USE_API_KEY: "Or use an API key ({names}).",
+    Step.SET_API_KEY: "Set a current API key in {names}.",
     Step.RAISE_TIMEOUT: "Raise it with Client(timeout=<seconds>).",
     Step.WAIT_THEN_LOGIN: "Then call Client.login() once.",
     Step.USE_HTTPS: "Use an https:// URL, or pass allow_http=True if you must.",
     Step.CONNECT_SERVER: "Read it with a Client(url='{names}') of that server.",
     Step.INSTALL_EXTRA: "Install it with pip install 'massive-magic[{names}]'.",
+    Step.SET_CACHE_DIR: "Pass cache_dir=... or set {names} to a directory only you can write.",
 }
 
 

@@ -77,6 +77,8 @@ MAGIC_WORDS: Mapping[Step, str] = {
     Step.RAISE_TIMEOUT: "Raise it: %config MassiveMagics.timeout = <seconds>.",
     Step.WAIT_THEN_LOGIN: "Then run %massive_login once; every attempt extends the lock.",
     Step.USE_HTTPS: "Use an https:// URL, or %massive_login --allow-http if you must.",
+    Step.SET_API_KEY: "Set a current API key in {names}, then run %massive_login.",
+    Step.SET_CACHE_DIR: "Set %config MassiveMagics.cache_dir (or {names}) to a directory only you can write.",
     Step.CONNECT_SERVER: "Log in to it with %massive_login --url {names}.",
     Step.INSTALL_EXTRA: "Install it with %pip install 'massive-magic[{names}]'.",
 }
@@ -162,7 +164,13 @@ class MassiveMagics(Magics):
         except KeyboardInterrupt as exc:
             raise UsageError(INTERRUPTED) from exc
 
-    def _settings(self, url: str | None, user: str | None, api_key_env: str | None) -> Settings:
+    def _settings(
+        self,
+        url: str | None,
+        user: str | None,
+        api_key_env: str | None,
+        allow_http: bool | None = None,
+    ) -> Settings:
         """Magic option > traitlet > environment (Settings.resolve) > default."""
         from .settings import Settings  # platformdirs: loaded on first use, not at %load_ext
 
@@ -178,6 +186,7 @@ class MassiveMagics(Magics):
             api_key=api_key,
             cache_dir=self.cache_dir,
             timeout=self.timeout,
+            allow_http=allow_http,
         )
 
     def _make_client(self, settings: Settings, prompt: Callable[[str], str]) -> Client:
@@ -256,6 +265,11 @@ class MassiveMagics(Magics):
     @argument("--api-key-env", metavar="VAR", help="Environment variable holding an API key.")
     @argument("--sandbox", action="store_true", help="Start the demo server and log in to it.")
     @argument("--force", action="store_true", help="Log in anew even if a session is cached.")
+    @argument(
+        "--allow-http",
+        action="store_true",
+        help="Allow plain http:// to another machine (the password crosses in clear text).",
+    )
     @no_var_expand
     @line_magic
     def massive_login(self, line: str) -> None:
@@ -281,7 +295,8 @@ class MassiveMagics(Magics):
                 settings = self._settings(srv.url, srv.username, None)
                 settings = settings.with_changes(password=srv.password, api_key=None)
             else:
-                settings = self._settings(args.url, args.user, args.api_key_env)
+                allow = True if args.allow_http else None  # else $MASSIVE_MAGIC_ALLOW_HTTP
+                settings = self._settings(args.url, args.user, args.api_key_env, allow)
                 _require_user(settings)
         client = self._make_client(settings, password_prompt)
         info = self._login(client, force=args.force)

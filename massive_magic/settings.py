@@ -7,20 +7,24 @@ never look at ``os.environ`` themselves.
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import platformdirs
 
-from .errors import ConfigError
+from .errors import ConfigError, NextStep, Step
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_MAX_SESSION_AGE",
     "DEFAULT_READ_TIMEOUT",
     "DEFAULT_URL",
+    "ENV_ALLOW_HTTP",
     "ENV_API_KEY",
     "ENV_CACHE_DIR",
     "ENV_EMAIL",
@@ -28,6 +32,8 @@ __all__ = [
     "ENV_URL",
     "Settings",
     "default_cache_dir",
+    "is_loopback",
+    "normalize_url",
 ]
 
 DEFAULT_URL = "https://massive.metabaseapp.com"
@@ -43,6 +49,17 @@ ENV_PASSWORD = "MASSIVE_METABASE_PASSWORD"
 ENV_API_KEY = "MASSIVE_METABASE_API_KEY"
 ENV_CACHE_DIR = "MASSIVE_MAGIC_CACHE_DIR"
 ENV_MAX_SESSION_AGE = "MASSIVE_METABASE_MAX_SESSION_AGE"
+#: ``1`` lets the client send the password over plain http:// to another machine.
+ENV_ALLOW_HTTP = "MASSIVE_MAGIC_ALLOW_HTTP"
+
+#: First path segments of Metabase's own pages: a server URL never contains them.
+_APP_ROUTES = frozenset(
+    {
+        "question", "dashboard", "collection", "model", "metric", "browse", "card", "api",
+        "auth", "admin", "public", "embed", "search", "reference", "account", "archive",
+        "trash",
+    }
+)  # fmt: skip
 
 
 def default_cache_dir() -> Path:
@@ -50,14 +67,68 @@ def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("massive-magic", appauthor=False))
 
 
-def normalize_url(url: str) -> str:
-    """``https://x.example.com/`` -> ``https://x.example.com``; rejects what is not http(s)."""
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine by itself: ``localhost``, 127.0.0.0/8, ``::1``.
+
+    Decided from the text alone; a name is never resolved (DNS could say anything).
+    """
+    host = host.strip("[]").rstrip(".").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def normalize_url(url: str, *, allow_http: bool = False) -> str:
+    """``https://x.example.com/`` -> ``https://x.example.com``; refuses unsafe server URLs.
+
+    Refused: another scheme; a user name or password in the URL (never repeated in
+    the message); the address of a card or page instead of the server's; plain
+    ``http://`` to another machine unless ``allow_http`` (the password would cross
+    the network in clear text).
+    """
     cleaned = url.strip().rstrip("/")
+    authority = cleaned.split("://", 1)[-1].split("/", 1)[0]
+    if "@" in authority:
+        raise ConfigError(
+            "The Metabase URL holds a user name or password before '@'; it is not used "
+            "(and not repeated here). Give the server's address alone.",
+            next_steps=(
+                NextStep(Step.SET_USER, names=(ENV_EMAIL,)),
+                NextStep(Step.SET_PASSWORD, names=(ENV_PASSWORD,)),
+            ),
+        )
     if not cleaned.startswith(("http://", "https://")):
         raise ConfigError(
             f"Metabase URL {cleaned!r} must start with https:// (or http:// for a local server)."
         )
+    parts = urlsplit(cleaned)
+    segments = [s for s in parts.path.split("/") if s]
+    page = next((n for n, s in enumerate(segments) if s.lower() in _APP_ROUTES), None)
+    if page is not None or parts.query or parts.fragment:
+        server = f"{parts.scheme}://{parts.netloc}" + "".join(
+            f"/{s}" for s in segments[: page if page is not None else len(segments)]
+        )
+        raise ConfigError(
+            f"{cleaned} looks like the address of a card or page, not of the Metabase server; "
+            f"the server's URL would be {server} (a card is read by its id or URL separately)."
+        )
+    if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname or ""):
+        raise ConfigError(
+            f"{cleaned} is plain http:// to another machine: the password and the session "
+            "would cross the network in clear text.",
+            next_steps=(NextStep(Step.USE_HTTPS),),
+        )
     return cleaned
+
+
+def _positive(value: float, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{what} must be a number of seconds, not {value!r}.")
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{what} must be positive and finite (seconds), not {value!r}.")
 
 
 @dataclass(frozen=True)
@@ -65,7 +136,9 @@ class Settings:
     """Everything a client needs to know, resolved once.
 
     ``password`` and ``api_key`` are excluded from the repr so that printing a
-    Settings (or a Client) never shows a secret.
+    Settings (or a Client) never shows a secret. ``allow_http`` permits plain
+    ``http://`` to another machine. ``env_password_withheld`` records that
+    ``MASSIVE_METABASE_PASSWORD`` was not used because it belongs to another account.
     """
 
     url: str = DEFAULT_URL
@@ -76,14 +149,15 @@ class Settings:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     read_timeout: float = DEFAULT_READ_TIMEOUT
     max_session_age: float = DEFAULT_MAX_SESSION_AGE
+    allow_http: bool = False
+    env_password_withheld: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "url", normalize_url(self.url))
+        object.__setattr__(self, "url", normalize_url(self.url, allow_http=self.allow_http))
         object.__setattr__(self, "cache_dir", Path(self.cache_dir).expanduser())
-        if self.connect_timeout <= 0 or self.read_timeout <= 0:
-            raise ConfigError("Timeouts must be positive numbers of seconds.")
-        if self.max_session_age <= 0:
-            raise ConfigError("The maximum session age must be a positive number of seconds.")
+        _positive(self.connect_timeout, "Timeouts")
+        _positive(self.read_timeout, "Timeouts")
+        _positive(self.max_session_age, "The maximum session age")
 
     @classmethod
     def resolve(
@@ -96,11 +170,15 @@ class Settings:
         cache_dir: str | os.PathLike[str] | None = None,
         timeout: float | tuple[float, float] | None = None,
         max_session_age: float | None = None,
+        allow_http: bool | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Settings:
         """Explicit values win; the environment fills the gaps; defaults fill the rest.
 
         ``timeout`` is either one number (the read timeout) or ``(connect, read)``.
+        ``MASSIVE_METABASE_PASSWORD`` is the password of ``MASSIVE_METABASE_EMAIL``'s
+        account: it is not used for another user name (it serves any user name when
+        no e-mail is set).
         """
         env = os.environ if environ is None else environ
         connect, read = DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
@@ -117,10 +195,20 @@ class Settings:
                     f"{ENV_MAX_SESSION_AGE} must be a number of seconds, "
                     f"not {env[ENV_MAX_SESSION_AGE]!r}."
                 ) from None
+        env_email = env.get(ENV_EMAIL) or None
+        user = username or env_email
+        withheld = False
+        if password is None and env.get(ENV_PASSWORD):
+            if env_email is None or user is None or user.casefold() == env_email.casefold():
+                password = env[ENV_PASSWORD]
+            else:
+                withheld = True  # the environment's password is another account's
+        if allow_http is None:
+            allow_http = env.get(ENV_ALLOW_HTTP, "").strip().lower() in ("1", "true", "yes")
         return cls(
             url=url or env.get(ENV_URL) or DEFAULT_URL,
-            username=username or env.get(ENV_EMAIL) or None,
-            password=password if password is not None else (env.get(ENV_PASSWORD) or None),
+            username=user,
+            password=password,
             api_key=api_key or env.get(ENV_API_KEY) or None,
             cache_dir=Path(cache_dir)
             if cache_dir
@@ -128,6 +216,8 @@ class Settings:
             connect_timeout=connect,
             read_timeout=read,
             max_session_age=max_session_age or DEFAULT_MAX_SESSION_AGE,
+            allow_http=allow_http,
+            env_password_withheld=withheld,
         )
 
     def with_changes(self, **changes: object) -> Settings:

@@ -16,14 +16,20 @@ cannot extend Metabase's lockout.
 
 Rules, after cachecontrol's ``FileCache``:
 
-- the directory is created 0700 and each file is 0600;
+- the directory is created 0700 and each file is 0600; a directory that another
+  user owns, or that group or others may write to (``/tmp``-like), is refused with
+  a :class:`~massive_magic.errors.ConfigError`: anyone who can write there could
+  plant a session of their own;
 - a write goes to ``mkstemp`` in the same directory, is chmod 0600, then
   ``os.replace``-d over the old file, so a reader sees the old or the new entry,
   never half of one;
 - a missing file means "nothing cached"; a corrupt or unreadable one is ignored
   with a :class:`~massive_magic.errors.CacheWarning`, never an error;
 - :meth:`TokenStore.lock` is a ``filelock`` per entry, held around "read, maybe
-  log in, write", so that several processes renewing at once send one login.
+  log in, write", so that several processes renewing at once send one login. A
+  lock file whose entry is gone is removed while still held, so no empty ``.lock``
+  files pile up (a process waiting on the removed file sees it unlinked and takes
+  the lock on the new one: filelock checks the link count after ``flock``).
 
 The pure bookkeeping (:meth:`TokenEntry.is_fresh`, :meth:`TokenEntry.throttle_remaining`)
 takes the current time as an argument, so it is tested without a clock or a server.
@@ -46,9 +52,10 @@ from typing import Any
 
 import filelock
 
-from .errors import CacheWarning
+from .errors import CacheWarning, ConfigError, NextStep, Step
+from .settings import ENV_CACHE_DIR
 
-__all__ = ["RENEW_MARGIN", "SCHEMA_VERSION", "TokenEntry", "TokenStore"]
+__all__ = ["RENEW_MARGIN", "SCHEMA_VERSION", "TokenEntry", "TokenStore", "directory_problem"]
 
 SCHEMA_VERSION = 1
 #: Renew a session this many seconds before its maximum age, so that a request
@@ -96,6 +103,19 @@ class TokenEntry:
         return replace(self, throttled_until=until)
 
 
+def directory_problem(mode: int, owner: int, me: int | None) -> str | None:
+    """Why a cache directory cannot be trusted with sessions, or ``None`` when it can.
+
+    ``mode`` and ``owner`` come from ``os.stat``; ``me`` is this user's id (``None``
+    where the platform has no user ids).
+    """
+    if me is not None and owner != me:
+        return f"it belongs to another user (uid {owner})"
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"group or others may write to it (mode {stat.S_IMODE(mode):04o})"
+    return None
+
+
 def _finite_number(value: Any) -> float | None:
     if value is None:
         return None
@@ -129,8 +149,10 @@ class TokenStore:
     ignored: a broken cache costs a login, never a crash.
     """
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(self, directory: str | os.PathLike[str], *, owner: int | None = None) -> None:
         self.directory = Path(directory).expanduser()
+        #: the user id the directory must belong to (this process's user by default)
+        self.owner = owner if owner is not None else _my_uid()
 
     def __repr__(self) -> str:
         return f"TokenStore({str(self.directory)!r})"
@@ -143,12 +165,26 @@ class TokenStore:
         return self.directory / f"session-{digest}.json"
 
     def _ensure_directory(self) -> None:
-        """Create the directory 0700; tighten it if it is ours and too open."""
+        """Create the directory 0700; tighten it if it is ours and only readable by others."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = self.directory.stat()
-        shared = info.st_mode & stat.S_ISVTX  # a sticky /tmp-like directory is not ours to chmod
-        if info.st_mode & 0o077 and not shared and info.st_uid == os.getuid():
+        info = self._trusted()
+        if info is not None and info.st_mode & 0o077:
             os.chmod(self.directory, 0o700)
+
+    def _trusted(self) -> os.stat_result | None:
+        """The directory's stat (``None`` if missing); a ConfigError if it is not private."""
+        try:
+            info = self.directory.stat()
+        except FileNotFoundError:
+            return None
+        problem = directory_problem(info.st_mode, info.st_uid, self.owner)
+        if problem is not None:
+            raise ConfigError(
+                f"The session cache directory {self.directory} is not private: {problem}; "
+                "a session found there could have been planted, so none is read or written.",
+                next_steps=(NextStep(Step.SET_CACHE_DIR, names=(ENV_CACHE_DIR,)),),
+            )
+        return info
 
     # -- reading -----------------------------------------------------------------
 
@@ -156,6 +192,7 @@ class TokenStore:
         """The entry, or ``None`` when nothing (usable) is cached."""
         path = self.path_for(url, username)
         try:
+            self._trusted()
             raw = path.read_bytes()
         except FileNotFoundError:
             return None
@@ -239,7 +276,18 @@ class TokenStore:
         try:
             yield
         finally:
-            file_lock.release()
+            try:
+                if not self.path_for(url, username).exists():
+                    # No entry left: the lock file goes too, removed while still held.
+                    with contextlib.suppress(OSError):
+                        lock_path.unlink()
+            finally:
+                file_lock.release()
+
+
+def _my_uid() -> int | None:
+    getuid = getattr(os, "getuid", None)  # absent on Windows
+    return getuid() if getuid is not None else None
 
 
 def _warn(message: str) -> None:

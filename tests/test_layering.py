@@ -21,7 +21,12 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "settings": {"errors"},
     "refs": {"errors"},
-    "token_store": {"errors"},
+    "token_store": {"errors", "settings"},
+    "throttle": {"errors", "settings", "token_store"},
+    "secret": set(),
+    "answers": {"errors", "secret"},
+    "auth": {"errors", "settings", "throttle", "answers", "secret"},
+    "login": {"errors", "settings", "token_store", "throttle", "answers", "secret", "auth"},
     "gcpause": set(),
     "converters": {"errors"},
     "temporal": {"errors", "converters"},
@@ -34,7 +39,16 @@ ALLOWED: dict[str, set[str]] = {
     "links": {"errors", "refs", "parameters"},
     "completion": {"errors", "refs", "parameters", "links"},
     "card_view": {"errors", "refs", "parameters", "links", "frames"},
-    "session": {"errors", "settings", "token_store"},
+    "session": {
+        "errors",
+        "settings",
+        "token_store",
+        "throttle",
+        "answers",
+        "secret",
+        "auth",
+        "login",
+    },
     "cards": {"errors", "settings", "refs", "frames", "rowstream", "parameters", "session"},
     "client": {
         "errors",
@@ -56,8 +70,8 @@ ALLOWED: dict[str, set[str]] = {
 
 #: third-party top-level package -> the modules allowed to import it
 HOMES: dict[str, set[str]] = {
-    "requests": {"session"},
-    "urllib3": {"session"},
+    "requests": {"session", "answers"},
+    "urllib3": {"session", "answers"},
     "IPython": {"magics"},
     "ipywidgets": {"card_picker"},
     "nbclient": {"cli"},

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from datetime import timedelta, timezone
 from pathlib import Path
@@ -28,115 +29,22 @@ from massive_magic.errors import (
     AccessDenied,
     AuthError,
     CacheWarning,
+    ConfigError,
     LoginThrottled,
+    MassiveWarning,
+    NextStep,
     NotFound,
     ResponseError,
+    Step,
 )
 from massive_magic.sandbox import demo
-from massive_magic.session import (
-    THROTTLE_FALLBACK,
-    MetabaseSession,
-    SessionInfo,
-    error_text,
-    is_throttle_message,
-    read_json,
-    throttle_wait,
-    throttled_until,
-)
-from massive_magic.settings import ENV_EMAIL, ENV_PASSWORD, Settings
+from massive_magic.session import THROTTLE_FALLBACK, MetabaseSession, SessionInfo, read_json
+from massive_magic.settings import ENV_ALLOW_HTTP, ENV_EMAIL, ENV_PASSWORD, Settings
 from massive_magic.token_store import TokenEntry, TokenStore
 
 LOGIN = ("POST", "/api/session")
 ME = "/api/user/current"
 DAY = 24 * 3600.0
-
-
-# -- pure helpers ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("message", "wait"),
-    [
-        ("Too many attempts! You must wait 15 seconds before trying again.", 15.0),
-        ("Too many attempts! You must wait 16339 seconds before trying again.", 16339.0),
-        ("Too many attempts! You must wait 16,339 seconds before trying again.", 16339.0),
-        ("Too many attempts! You must wait 1 second before trying again.", 1.0),
-        ("username: Too many attempts! You must wait 42 seconds before trying again.", 42.0),
-        ("Too many attempts! Please try again later.", None),
-    ],
-)
-def test_throttle_wait(message: str, wait: float | None) -> None:
-    assert is_throttle_message(message)
-    assert throttle_wait(message) == wait
-
-
-@pytest.mark.parametrize(
-    "message", ["password: did not match stored password", "Your account is disabled.", "", None]
-)
-def test_other_login_errors_are_not_throttling(message: str | None) -> None:
-    assert not is_throttle_message(message)
-
-
-@pytest.mark.parametrize(
-    ("wait", "until"), [(15.0, 1015.0), (16339.0, 17339.0), (None, 1000.0 + THROTTLE_FALLBACK)]
-)
-def test_throttled_until(wait: float | None, until: float) -> None:
-    assert throttled_until(1000.0, wait) == until
-    assert THROTTLE_FALLBACK == 3600.0
-
-
-TRACE = {
-    "via": [{"type": "clojure.lang.ExceptionInfo", "message": "boom", "at": ["x", "y", 1]}],
-    "trace": [["metabase.query_processor", "invoke", "qp.clj", 42]] * 30,
-    "cause": "Card 24,009 does not have a template tag named since_date.",
-    "message": "Invalid parameter: Card 24,009 does not have a template tag named since_date.",
-}
-
-
-@pytest.mark.parametrize(
-    ("content_type", "body", "text"),
-    [
-        ("text/plain", b"Unauthenticated", "Unauthenticated"),
-        ("text/plain", b"Not found.", "Not found."),
-        (
-            "text/plain; charset=utf-8",
-            b"You don't have permissions to do that.\n",
-            "You don't have permissions to do that.",
-        ),
-        (
-            "application/json",
-            b'{"errors":{"password":"did not match stored password"}}',
-            "password: did not match stored password",
-        ),
-        (
-            "application/json",
-            b'{"errors":{"_error":"Your account is disabled."}}',
-            "Your account is disabled.",
-        ),
-        (
-            "application/json",
-            b'{"errors":{"username":"value must be a non-blank string."},'
-            b'"specific-errors":{"username":["should be a string"]}}',
-            "username: value must be a non-blank string.",
-        ),
-        ("application/json", json.dumps(TRACE).encode(), TRACE["message"]),
-        (
-            "application/json",
-            b'{"message":"Max concurrent query limit reached"}',
-            "Max concurrent query limit reached",
-        ),
-        ("application/json", b'"Not found."', "Not found."),
-        ("application/json", b'{"errors": {"password": "did n', None),
-        ("text/html", b"<html><head><title>502 Bad Gateway</title></head></html>", None),
-        ("text/plain", b"<!DOCTYPE html><html><body>proxy</body></html>", None),
-        ("text/plain", b"", None),
-        ("application/json", b"{}", None),
-    ],
-)
-def test_error_text(content_type: str, body: bytes, text: str | None) -> None:
-    result = error_text(content_type, body)
-    assert result == text
-    assert "qp.clj" not in (result or "")  # never a stack trace
 
 
 # -- the sandbox -----------------------------------------------------------------------
@@ -439,9 +347,10 @@ CHILD = textwrap.dedent(
     from massive_magic.session import MetabaseSession, read_json
     from massive_magic.settings import Settings
 
-    url, user, cache_dir = sys.argv[1:4]
+    url, user, cache_dir, now = sys.argv[1:5]
     settings = Settings.resolve(url, user, cache_dir=cache_dir)  # password from the env
-    session = MetabaseSession(settings)
+    # The parent's clock, passed in: a frozen sandbox clock stays frozen here too.
+    session = MetabaseSession(settings, clock=lambda: float(now))
     try:
         me = read_json(session.request("GET", "/api/user/current"))
         info = session.info
@@ -457,7 +366,7 @@ def run_child(srv: Any, cache_dir: Path, username: str, password: str) -> dict[s
     env = {k: v for k, v in os.environ.items() if not k.startswith("MASSIVE_")}
     env[ENV_PASSWORD] = password
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, srv.url, username, str(cache_dir)],
+        [sys.executable, "-c", CHILD, srv.url, username, str(cache_dir), repr(srv.clock.now())],
         capture_output=True,
         text=True,
         env=env,
@@ -506,7 +415,15 @@ def test_processes_meeting_an_expired_session_at_once_send_one_login(
     srv.reset_log()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MASSIVE_")}
     env[ENV_PASSWORD] = srv.password
-    args = [sys.executable, "-c", CHILD, srv.url, srv.username, str(cache_dir)]
+    args = [
+        sys.executable,
+        "-c",
+        CHILD,
+        srv.url,
+        srv.username,
+        str(cache_dir),
+        repr(srv.clock.now()),
+    ]
     children = [
         subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
         for _ in range(4)
@@ -539,8 +456,9 @@ def test_wrong_password_names_url_and_user_never_the_password(
     assert logins(srv) == 1
     assert srv.count("GET", ME) == 0
     # An explicit login() does try again (the user asked for it).
-    with pytest.raises(AuthError):
+    with pytest.raises(AuthError, match="did not match stored password") as again:
         session.login()
+    assert not isinstance(again.value, LoginThrottled)
     assert logins(srv) == 2
 
 
@@ -576,7 +494,7 @@ def test_throttled_login_is_remembered_across_sessions_and_processes(
         make_session(username=user, password=password).login(force=True)
     result = run_child(srv, cache_dir, user, password)
     assert result["error"] == "LoginThrottled"
-    assert 0 < result["retry_after"] <= 15.0
+    assert result["retry_after"] == 15.0  # the child runs on the same frozen clock
     assert logins(srv) == 1
 
     # Once the named wait has passed, one login is sent. Metabase counted the refused attempt,
@@ -669,7 +587,7 @@ def test_password_prompt_is_called_once_when_no_password(
 def test_a_refused_prompted_password_is_asked_again(srv: Any, make_session: SessionFactory) -> None:
     answers = iter(["wrong", srv.password])
     session = make_session(password=None, password_prompt=lambda _: next(answers))
-    with pytest.raises(AuthError):
+    with pytest.raises(AuthError, match="did not match stored password"):
         session.login()
     assert session.login().auth == "session"
     assert logins(srv) == 2
@@ -794,13 +712,11 @@ def test_token_never_in_repr_log_or_exception(
         srv.expire_sessions()
         session.request("GET", ME)  # a renewal: the noisiest path
         srv.faults.fail_next(10, status=502, path=ME)
-        for call in (
-            lambda: session.request("GET", ME),
-            lambda: session.request("GET", "/api/card/999999"),
-        ):
-            with pytest.raises(Exception) as caught:
-                call()
-            errors.append(caught.value)
+        with pytest.raises(ResponseError, match="502") as gateway:
+            session.request("GET", ME)
+        with pytest.raises(NotFound) as missing:
+            session.request("GET", "/api/card/999999")
+        errors += [gateway.value, missing.value]
     token = token_of(session)
     texts = [repr(session), str(session), repr(session.info), caplog.text]
     for exc in errors:
@@ -879,12 +795,31 @@ def test_an_html_answer_with_200_is_not_json(srv: Any, make_session: SessionFact
         read_json(session.request("GET", ME))
 
 
-def test_read_timeout(srv: Any, make_session: SessionFactory) -> None:
-    session = make_session(retries=0)
+def test_read_timeout_is_never_retried_and_says_how_long(
+    srv: Any, make_session: SessionFactory
+) -> None:
+    """A query that reached the server is not sent again, timeouts included (default retries):
+    Metabase would run it twice on the warehouse."""
+    session = make_session(read_timeout=0.3)  # default retries
     session.login()
-    srv.faults.delay_next(1, seconds=1.5, path=ME)
-    with pytest.raises(ResponseError, match=r"did not answer within 0\.3 s"):
-        session.request("GET", ME, timeout=0.3)
+    path = f"/api/card/{demo.SEQUENCE}/query"
+    srv.faults.delay_next(5, seconds=1.5, path=path)
+    with pytest.raises(ResponseError, match=r"did not answer within 0\.3 s") as caught:
+        session.request("POST", path, json={"parameters": []})
+    assert caught.value.next_steps == (NextStep(Step.RAISE_TIMEOUT),)
+    # Each POST that reached the sandbox took one use of the delay rule.
+    assert srv.faults.pending == [{"kind": "delay", "remaining": 4, "path": path, "method": None}]
+    wait_for_log(srv, "POST", path, 1)
+    assert srv.count("POST", path) == 1
+
+
+def wait_for_log(srv: Any, method: str, path: str, n: int) -> None:
+    """Wait until the sandbox logged ``n`` such requests (a delayed one is logged late)."""
+    pause = threading.Event()
+    for _ in range(3000):  # at most a minute on a very busy machine
+        if srv.count(method, path) >= n:
+            return
+        pause.wait(0.02)
 
 
 def test_unreachable_server(tmp_path: Path) -> None:
@@ -985,3 +920,109 @@ def test_logout_keeps_the_throttle_memory(
     session.logout()
     entry = store.load(srv.url, srv.username)
     assert entry is not None and entry.throttled_until == until
+
+
+def test_logout_leaves_no_file_for_the_entry(
+    srv: Any, make_session: SessionFactory, cache_dir: Path
+) -> None:
+    session = make_session()
+    session.login()
+    assert sorted(p.suffix for p in cache_dir.iterdir()) == [".json", ".lock"]
+    session.logout()
+    assert list(cache_dir.iterdir()) == []  # no empty .lock piles up per server and user
+
+
+def test_a_refused_login_leaves_no_lock_file(
+    srv: Any, make_session: SessionFactory, cache_dir: Path
+) -> None:
+    with pytest.raises(AuthError, match="did not match stored password"):
+        make_session(password="wrong").login()
+    assert list(cache_dir.iterdir()) == []
+
+
+# -- where the password may go ------------------------------------------------------------------
+
+
+def this_machine_on_the_network() -> str | None:
+    """An address of this machine that is not loopback (None when there is no network)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: nothing is sent for UDP connect
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+@pytest.fixture
+def remote_sandbox() -> Iterator[Any]:
+    """A second sandbox listening on every interface, reached through a non-loopback address."""
+    address = this_machine_on_the_network()
+    if address is None:
+        pytest.skip("this machine has no non-loopback address")
+    from massive_magic import sandbox as sandbox_module
+
+    with sandbox_module.start(port=0, host="0.0.0.0") as server:
+        server.remote_url = f"http://{address}:{server.port}"
+        yield server
+
+
+def test_plain_http_to_another_machine_is_refused_before_any_connection(
+    remote_sandbox: Any, tmp_path: Path
+) -> None:
+    url = remote_sandbox.remote_url
+    user, password = remote_sandbox.username, remote_sandbox.password
+    with pytest.raises(ConfigError) as caught:
+        Settings.resolve(url, user, password, cache_dir=tmp_path, environ={})
+    assert caught.value.next_steps == (NextStep(Step.USE_HTTPS),)
+    assert "clear text" in caught.value.message
+    assert remote_sandbox.log == []  # not even a connection attempt was logged
+
+    # Opting in works, with a warning, by argument or by environment variable.
+    allowed = Settings.resolve(url, user, password, cache_dir=tmp_path, allow_http=True)
+    from_env = Settings.resolve(
+        url, user, password, cache_dir=tmp_path, environ={ENV_ALLOW_HTTP: "1"}
+    )
+    assert allowed.allow_http and from_env.allow_http
+    with pytest.warns(MassiveWarning, match="clear text"):
+        session = MetabaseSession(allowed, backoff_factor=0.01)
+    with session:
+        assert session.login().username == user
+    assert remote_sandbox.count("POST", "/api/session") == 1
+
+
+def test_loopback_http_needs_no_opt_in(srv: Any, tmp_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        settings = Settings.resolve(srv.url, srv.username, srv.password, cache_dir=tmp_path)
+        with MetabaseSession(settings) as session:
+            session.login()
+
+
+def test_a_url_with_credentials_is_refused_and_never_shown(srv: Any, tmp_path: Path) -> None:
+    url = srv.url.replace("http://", f"http://{srv.username}:{srv.password}@")
+    with pytest.raises(ConfigError) as caught:
+        Settings.resolve(url, cache_dir=tmp_path, environ={})
+    assert srv.password not in str(caught.value) and srv.password not in repr(caught.value)
+    assert len(srv.log) == 0
+
+
+def test_a_card_url_given_as_the_server_is_refused_with_a_hint(srv: Any, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="looks like the address of a card") as caught:
+        Settings.resolve(f"{srv.url}/question/484-payouts", cache_dir=tmp_path, environ={})
+    assert f"the server's URL would be {srv.url} " in caught.value.message
+    assert len(srv.log) == 0
+
+
+def test_a_cache_directory_others_may_write_is_refused(
+    srv: Any, make_session: SessionFactory, tmp_path: Path
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    session = make_session(cache_dir=shared)
+    with pytest.raises(ConfigError, match=str(shared)) as caught:
+        session.request("GET", ME)
+    assert "group or others may write to it" in caught.value.message
+    assert len(srv.log) == 0  # refused before any login
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o777  # and left alone

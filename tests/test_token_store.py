@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from massive_magic.errors import CacheWarning
-from massive_magic.token_store import SCHEMA_VERSION, TokenEntry, TokenStore
+from massive_magic.errors import CacheWarning, ConfigError
+from massive_magic.token_store import SCHEMA_VERSION, TokenEntry, TokenStore, directory_problem
 
 URL = "https://metabase.example.com"
 USER = "ana@partner.example"
@@ -343,3 +343,97 @@ def test_numbers_survive_exactly(store: TokenStore) -> None:
     loaded = store.load(URL, USER)
     assert loaded is not None
     assert (loaded.created_at, loaded.throttled_until) == (created, math.pi)
+
+
+# -- a directory only we can write ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "owner", "problem"),
+    [
+        (0o040700, 1000, None),
+        (0o040755, 1000, None),  # readable by others: tightened on first write
+        (0o040770, 1000, "group or others may write to it (mode 0770)"),
+        (0o041777, 1000, "group or others may write to it (mode 1777)"),  # /tmp
+        (0o040700, 0, "it belongs to another user (uid 0)"),
+        (0o040777, 0, "it belongs to another user (uid 0)"),
+    ],
+)
+def test_directory_problem(mode: int, owner: int, problem: str | None) -> None:
+    assert directory_problem(mode, owner, 1000) == problem
+    assert directory_problem(0o040777, 0, None) is not None  # no uids: the mode still counts
+
+
+def test_a_directory_others_may_write_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    store = TokenStore(shared)
+    for call in (
+        lambda: store.load(URL, USER),
+        lambda: store.save(URL, USER, TokenEntry(session_id=TOKEN, created_at=1.0)),
+    ):
+        with pytest.raises(ConfigError, match=f"{shared} is not private"):
+            call()
+    with pytest.raises(ConfigError), store.lock(URL, USER):
+        pass
+    assert list(shared.iterdir()) == []  # nothing read from or written to it
+
+
+def test_a_directory_of_another_user_is_refused(tmp_path: Path) -> None:
+    """The owner is injectable: a private directory that is not ``owner``'s is refused."""
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    someone_else = private.stat().st_uid + 1
+    with pytest.raises(ConfigError, match="belongs to another user"):
+        TokenStore(private, owner=someone_else).load(URL, USER)
+    assert TokenStore(private).load(URL, USER) is None  # ours: fine
+
+
+# -- lock files leave with their entry ----------------------------------------------------
+
+
+def test_the_lock_file_goes_with_the_entry(store: TokenStore) -> None:
+    lock_file = store.path_for(URL, USER).with_suffix(".lock")
+    with store.lock(URL, USER):
+        store.save(URL, USER, TokenEntry(session_id=TOKEN, created_at=1.0))
+    assert lock_file.exists()  # the entry is there: its lock stays
+    with store.lock(URL, USER):
+        store.delete(URL, USER)
+        assert lock_file.exists()  # removed only at release, while still held
+    assert list(store.directory.iterdir()) == []
+
+
+COUNT = textwrap.dedent(
+    """
+    import sys, time, warnings
+    from pathlib import Path
+    warnings.simplefilter("error")
+    from massive_magic.token_store import TokenEntry, TokenStore
+    store = TokenStore(sys.argv[1])
+    counter = Path(sys.argv[1]) / "counter"
+    for n in range(int(sys.argv[2])):
+        with store.lock("{url}", "{user}"):
+            value = int(counter.read_text())
+            store.save("{url}", "{user}", TokenEntry(session_id="t", created_at=float(n)))
+            time.sleep(0.002)  # widen the window a second holder would need
+            counter.write_text(str(value + 1))
+            store.delete("{url}", "{user}")  # so the lock file is removed at each release
+    """
+).format(url=URL, user=USER)
+
+
+def test_removing_lock_files_keeps_the_lock_exclusive_across_processes(
+    store: TokenStore,
+) -> None:
+    """Four processes add 1 fifty times while every release removes the lock file:
+    a waiter left on a removed file must not run beside the next holder."""
+    store.directory.mkdir(mode=0o700, parents=True)
+    (store.directory / "counter").write_text("0")
+    procs = [
+        subprocess.Popen([sys.executable, "-c", COUNT, str(store.directory), "50"])
+        for _ in range(4)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    assert (store.directory / "counter").read_text() == "200"
+    assert sorted(p.name for p in store.directory.iterdir()) == ["counter"]
