@@ -78,7 +78,8 @@ MAGIC_WORDS: Mapping[Step, str] = {
     Step.WAIT_THEN_LOGIN: "Then run %massive_login once; every attempt extends the lock.",
     Step.USE_HTTPS: "Use an https:// URL, or %massive_login --allow-http if you must.",
     Step.SET_API_KEY: "Set a current API key in {names}, then run %massive_login.",
-    Step.SET_CACHE_DIR: "Set %config MassiveMagics.cache_dir (or {names}) to a directory only you can write.",
+    Step.SET_CACHE_DIR: "Set %config MassiveMagics.cache_dir (or {names}) to a directory "
+    "only you can write.",
     Step.CONNECT_SERVER: "Log in to it with %massive_login --url {names}.",
     Step.INSTALL_EXTRA: "Install it with %pip install 'massive-magic[{names}]'.",
 }

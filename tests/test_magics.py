@@ -273,7 +273,6 @@ def test_bad_password(ip: InteractiveShell, srv: Any, monkeypatch: pytest.Monkey
     assert srv.count("POST", "/api/session") == 1  # a failed login is never retried
 
 
-@NEEDS_LIBRARY_STEPS
 def test_throttled_login(ip: InteractiveShell, srv: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     srv.add_user("throttled@partner.example", "right-password")
     monkeypatch.setenv(ENV_PASSWORD, "wrong-password")
@@ -309,7 +308,6 @@ def test_cache_dir_from_config(
     assert not (tmp_path / "cache").exists()  # MASSIVE_MAGIC_CACHE_DIR lost to %config
 
 
-@NEEDS_LIBRARY_STEPS
 def test_timeout_from_config(
     ip: InteractiveShell, srv: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
