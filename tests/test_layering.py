@@ -26,6 +26,9 @@ ALLOWED: dict[str, set[str]] = {
     "rowstream": {"errors"},
     "parameters": {"errors"},
     "cellparams": {"errors"},
+    "snapshot_keys": {"errors"},
+    "snapshot_format": {"errors"},
+    "snapshots": {"errors", "snapshot_keys", "snapshot_format"},
     "session": {"errors", "settings", "token_store"},
     "cards": {"errors", "settings", "refs", "frames", "rowstream", "parameters", "session"},
     "client": {
