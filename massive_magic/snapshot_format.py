@@ -179,7 +179,7 @@ def decode_frame(table: pa.Table, layout: dict[str, Any]) -> pd.DataFrame:
         column = table.column(i)
         try:
             array = _DECODERS[spec["kind"]](column, spec)
-        except (KeyError, ValueError, TypeError, pa.ArrowException) as exc:
+        except (KeyError, ValueError, TypeError, AttributeError, pa.ArrowException) as exc:
             raise _corrupt(f"column {spec['name']!r} cannot be decoded ({exc})") from None
         if isinstance(array, np.ndarray) and array.dtype == object:
             array = pd.Series(array, dtype=object, copy=False)

@@ -33,6 +33,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -245,12 +246,26 @@ class SnapshotStore:
         except FileNotFoundError:
             raise _damaged(info.path, "its Parquet file is missing") from None
         expected = body["parquet"]
-        if len(data) != expected["bytes"] or hashlib.sha256(data).hexdigest() != expected["sha256"]:
+        if len(data) != expected["bytes"]:
             raise _damaged(info.path, "its Parquet file does not match the manifest's checksum")
+        # Both release the GIL: hash while Arrow parses, decode only once the sum is right.
+        table: Any = None
+        problem = ""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="massive-sha") as pool:
+            digest = pool.submit(lambda: hashlib.sha256(data).hexdigest())
+            try:
+                table = fmt.read_parquet(data)
+            except SnapshotError as exc:
+                problem = exc.message
+            if digest.result() != expected["sha256"]:
+                raise _damaged(info.path, "its Parquet file does not match the manifest's checksum")
+        frame = None
         try:
-            frame = fmt.decode_frame(fmt.read_parquet(data), body["layout"])
+            frame = fmt.decode_frame(table, body["layout"]) if table is not None else None
         except SnapshotError as exc:
-            raise _damaged(info.path, exc.message) from None
+            problem = exc.message
+        if frame is None:
+            raise _damaged(info.path, problem)
         attrs = json.loads(json.dumps(body["attrs"]))
         massive = attrs.get("massive")
         if isinstance(massive, dict):

@@ -286,16 +286,16 @@ def test_a_near_snapshot_is_never_substituted(
 
 
 def test_nearest_prefers_the_fewest_differences(client: Client, store: SnapshotStore) -> None:
-    for countries in (["US"], ["US", "DE"]):
-        live = client.card(demo.EARNINGS_FILTERED, {"country": countries}, limit=10)
+    for countries, limit in ((["US"], 10), (["US", "DE"], 20)):
+        live = client.card(demo.EARNINGS_FILTERED, {"country": countries}, limit=limit)
         store.save(key_of(store, live), live)
-    m = live.attrs["massive"]
+    m = live.attrs["massive"]  # US and DE, limit 20
     asked = store.key(m["url"], m["card_id"], _with_value(m["parameters"], ["DE"]), 10)
     assert store.nearest(asked) == "recorded with country=['US'], asked country=['DE']"
     other = store.key("http://elsewhere", m["card_id"], m["parameters"], None)
     assert store.nearest(other) == (
         f"recorded on another server URL ({m['url']}), asked http://elsewhere; "
-        "recorded with limit=10, asked limit=None"
+        "recorded with limit=20, asked limit=None"
     )
 
 
@@ -554,3 +554,21 @@ def test_frames_a_snapshot_cannot_keep_exactly_are_refused(
             store.save(key, change(live))
         assert caught.value.reason == "unsupported"
     assert not store.directory.exists() or not any(store.directory.iterdir())
+
+
+def test_a_table_that_does_not_fit_its_layout_is_refused(client: Client) -> None:
+    from massive_magic import snapshot_format as fmt
+
+    live = client.card(demo.ALL_TYPES)
+    table, layout = fmt.encode_frame(live)
+    assert_frame_equal(fmt.decode_frame(table, layout), live, check_exact=True)
+    for broken in (
+        {**layout, "rows": layout["rows"] + 1},
+        {**layout, "columns": layout["columns"][1:]},
+        {**layout, "columns": [{**c, "dtype": "float64"} for c in layout["columns"]]},
+    ):
+        with pytest.raises(SnapshotError) as caught:
+            fmt.decode_frame(table, broken)
+        assert caught.value.reason == "corrupt"
+    with pytest.raises(SnapshotError, match="cannot be read"):
+        fmt.read_parquet(b"PAR1 not really")
