@@ -1,7 +1,8 @@
 """Benchmark: replaying the 1,000,000-row card from a snapshot, against reading it live.
 
 The sandbox runs in its own process (as in ``bench_card.py``). Printed side by
-side in the same run, best (median) of ``--repeat``:
+side in the same run, best (median) of ``--repeat`` (of ``--rounds`` for the three
+reads, which take turns so that other load on the machine hits them alike):
 
 * live: ``Client(progress=False).card(LARGE)`` with a warm session;
 * record: ``SnapshotStore.save`` of that frame (encode, zstd Parquet, checksums, fsync);
@@ -12,7 +13,7 @@ side in the same run, best (median) of ``--repeat``:
 Then the snapshot's size on disk next to the frame's memory
 (``df.memory_usage(deep=True).sum()``).
 
-    python benchmarks/bench_snapshots.py [--repeat N]
+    python benchmarks/bench_snapshots.py [--repeat N] [--rounds N]
 
 Target: replay <= 1.5x pandas.read_parquet of the same Parquet file.
 """
@@ -71,7 +72,8 @@ def mb(n: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3, help="live reads and records")
+    parser.add_argument("--rounds", type=int, default=15, help="rounds of the three reads")
     args = parser.parse_args()
 
     proc, url = start_sandbox()
@@ -100,11 +102,17 @@ def main() -> None:
             pandas_file = Path(tmp) / "pandas.parquet"
             live.to_parquet(pandas_file)
 
-            times["replay"], replayed = timed(lambda: store.load(key), args.repeat)
-            times["read_parquet"], _ = timed(lambda: pd.read_parquet(info.parquet), args.repeat)
-            times["read_parquet_pandas"], _ = timed(
-                lambda: pd.read_parquet(pandas_file), args.repeat
-            )
+            # The reads take turns, round by round, so a busy machine slows all alike.
+            readers: dict[str, Callable[[], Any]] = {
+                "replay": lambda: store.load(key),
+                "read_parquet": lambda: pd.read_parquet(info.parquet),
+                "read_parquet_pandas": lambda: pd.read_parquet(pandas_file),
+            }
+            replayed = store.load(key)
+            for _ in range(args.rounds):
+                for name, read in readers.items():
+                    seconds, _ = timed(read, 1)
+                    times.setdefault(name, []).extend(seconds)
             assert_frame_equal(replayed, live, check_exact=True)
             assert replayed.attrs["massive"]["fetched_at"] == m["fetched_at"]
 
@@ -117,7 +125,10 @@ def main() -> None:
                 "read_parquet": "pandas.read_parquet(the snapshot's .parquet)",
                 "read_parquet_pandas": "pandas.read_parquet(df.to_parquet() file)",
             }
-            print(f"\nwall time, best (median) of {args.repeat}:")
+            print(
+                f"\nwall time, best (median) of {args.repeat} (live, record) and of "
+                f"{args.rounds} interleaved rounds (the reads):"
+            )
             for name, label in labels.items():
                 print(f"  {label:46s} {best[name]:7.3f} s ({med[name]:.3f} s)")
             print(

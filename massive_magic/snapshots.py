@@ -37,12 +37,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from massive_magic.errors import ConfigError, SnapshotError
 from massive_magic.snapshot_keys import (
     SnapshotKey,
     SnapshotMode,
-    canonical_url,
     describe_age,
     describe_parameters,
     differences,
@@ -356,8 +356,16 @@ def _provenance(massive: Any) -> dict[str, Any]:
         return {}
     kept = {k: massive[k] for k in PROVENANCE if k in massive}
     if isinstance(kept.get("url"), str):
-        kept["url"] = canonical_url(kept["url"])
+        kept["url"] = _without_credentials(kept["url"])
     return kept
+
+
+def _without_credentials(url: str) -> str:
+    """The URL as it was, minus any ``user:password@`` (the key drops them too)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def _attrs(attrs: Mapping[Any, Any], massive: dict[str, Any]) -> dict[str, Any]:
