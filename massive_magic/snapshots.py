@@ -165,7 +165,7 @@ class SnapshotStore:
             "version": VERSION,
             "key": key.identity(),
             "name": name,
-            "recorded_at": massive.get("fetched_at") or _iso(self._clock()),
+            "recorded_at": _recorded_at(massive.get("fetched_at")) or _iso(self._clock()),
             "written_at": _iso(self._clock()),
             "parquet": {
                 "file": stem + ".parquet",
@@ -176,18 +176,19 @@ class SnapshotStore:
             "attrs": _attrs(frame.attrs, massive),
         }
         self.directory.mkdir(parents=True, exist_ok=True)
-        manifest = _json_manifest(body)
+        parquet, manifest = self.directory / (stem + ".parquet"), self.directory / (stem + ".json")
         older = sorted(self.directory.glob(f"*-{key.digest[:16]}.*"))
-        for path in older:  # unmatched from here on: the old manifest goes first
+        written = _write_temporary(parquet, data)
+        for path in older:  # unmatched from here on: an old manifest goes before its data
             if path.suffix == ".json":
                 path.unlink(missing_ok=True)
-        _write_atomic(self.directory / (stem + ".parquet"), data)
-        _write_atomic(self.directory / (stem + ".json"), manifest)
+        os.replace(written, parquet)
+        os.replace(_write_temporary(manifest, _json_manifest(body)), manifest)
         for path in older:  # a renamed card's old Parquet file
-            if path.suffix == ".parquet" and path.stem != stem:
+            if path.suffix == ".parquet" and path != parquet:
                 path.unlink(missing_ok=True)
         _fsync_directory(self.directory)
-        return self.directory / (stem + ".json")
+        return manifest
 
     # -- reading --
 
@@ -346,7 +347,7 @@ class SnapshotStore:
         if near:
             message += f". The nearest differs: {near}."
         else:
-            message += "; none of this card at all."
+            message += "; it holds no snapshot of this card at all."
         return SnapshotError(message, reason="missing", path=str(self.directory))
 
 
@@ -445,6 +446,15 @@ def _iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _recorded_at(fetched_at: Any) -> str | None:
+    """The frame's fetched_at, if it is a date-time (normalised to UTC ``...Z``)."""
+    try:
+        moment = dt.datetime.fromisoformat(str(fetched_at).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return _iso(moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc))
+
+
 def _parse_time(text: Any, path: Path) -> dt.datetime:
     try:
         moment = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
@@ -453,18 +463,18 @@ def _parse_time(text: Any, path: Path) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
-def _write_atomic(path: Path, data: bytes | Any) -> None:
-    """A temporary file beside ``path``, written, fsynced, then renamed over it."""
+def _write_temporary(path: Path, data: Any) -> str:
+    """``data`` in a new temporary file beside ``path``, fsynced: ready for ``os.replace``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(memoryview(data))
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return tmp
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -259,7 +259,7 @@ MISMATCHES: dict[str, tuple[Callable[[dict[str, Any]], tuple[Any, ...]], str]] =
     ),
     "card": (
         lambda m: (m["url"], demo.DAILY_EARNINGS, m["parameters"], None),
-        "none of this card at all",
+        "it holds no snapshot of this card at all",
     ),
 }
 
