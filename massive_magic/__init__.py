@@ -36,6 +36,7 @@ from .errors import (
     ParameterError,
     QueryFailed,
     ResponseError,
+    SnapshotError,
     UnknownTypeWarning,
 )
 
@@ -65,6 +66,7 @@ __all__ = [
     "ParameterError",
     "QueryFailed",
     "ResponseError",
+    "SnapshotError",
     "UnknownTypeWarning",
     "__version__",
     "load_ipython_extension",

@@ -55,6 +55,7 @@ __all__ = [
     "ParameterError",
     "QueryFailed",
     "ResponseError",
+    "SnapshotError",
     "Step",
     "UnknownTypeWarning",
     "render",
@@ -251,6 +252,28 @@ class BadCardRef(MassiveError, ValueError):
 
 class ParameterError(MassiveError, ValueError):
     """A parameter name the card does not declare, or a value that cannot fit its type."""
+
+
+class SnapshotError(MassiveError):
+    """A recorded card result (snapshot) cannot be given back.
+
+    ``reason`` is ``"missing"`` (no snapshot matches exactly), ``"expired"`` (older
+    than the allowed age), ``"corrupt"`` (truncated, edited or unreadable files) or
+    ``"unsupported"`` (a frame that a snapshot could not give back exactly, so none
+    was written). ``path`` is the snapshot's manifest or directory, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "missing",
+        path: str | None = None,
+        next_steps: Sequence[NextStep] = (),
+    ) -> None:
+        super().__init__(message, next_steps=next_steps)
+        self.reason = reason
+        self.path = path
 
 
 class MassiveWarning(UserWarning):

@@ -49,6 +49,9 @@ ALLOWED: dict[str, set[str]] = {
         "auth",
         "login",
     },
+    "snapshot_keys": {"errors"},
+    "snapshot_format": {"errors"},
+    "snapshots": {"errors", "snapshot_keys", "snapshot_format"},
     "cards": {"errors", "settings", "refs", "frames", "rowstream", "parameters", "session"},
     "client": {
         "errors",
