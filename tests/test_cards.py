@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -27,23 +26,6 @@ from massive_magic.errors import (
     ResponseError,
 )
 from massive_magic.sandbox import demo
-
-
-@pytest.fixture
-def srv(sandbox: Any) -> Any:
-    """The shared sandbox from conftest, reset for this test."""
-    return sandbox
-
-
-@pytest.fixture
-def client(srv: Any, tmp_path: Path) -> Iterator[Client]:
-    """A logged-in client whose request log starts empty (a warm session)."""
-    srv.faults.clear()
-    with Client(srv.url, srv.username, srv.password, cache_dir=tmp_path, progress=False) as mb:
-        mb.login()
-        srv.reset_log()
-        yield mb
-    srv.faults.clear()
 
 
 def seq(mb: Client, rows: int, **kwargs: Any) -> pd.DataFrame:

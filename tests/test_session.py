@@ -142,12 +142,6 @@ def test_error_text(content_type: str, body: bytes, text: str | None) -> None:
 # -- the sandbox -----------------------------------------------------------------------
 
 
-@pytest.fixture
-def srv(sandbox: Any) -> Any:
-    """The shared sandbox (reset by conftest), under a shorter name."""
-    return sandbox
-
-
 SessionFactory = Callable[..., MetabaseSession]
 
 
