@@ -154,6 +154,7 @@ def test_empty_dashboard(srv: Any, client: Client) -> None:
     assert result == {} and result.errors == {}
 
 
+@pytest.mark.slow  # seconds of real waiting: out of the fast loop
 def test_cards_run_concurrently_and_bounded(srv: Any, client: Client) -> None:
     running = 0
     peak = 0

@@ -238,6 +238,7 @@ def test_throttled_login(ip: InteractiveShell, srv: Any, monkeypatch: pytest.Mon
     assert "%massive_login" in str(error)
 
 
+@pytest.mark.slow  # seconds of real waiting: out of the fast loop
 def test_option_beats_config_beats_environment(
     ip: InteractiveShell, srv: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
