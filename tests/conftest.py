@@ -9,8 +9,8 @@ Isolation comes in three layers:
   ``MASSIVE_MAGIC_*`` settings away from every test and points the session cache at the
   test's ``tmp_path``;
 * an audit hook (:class:`WriteWatch`) records every file this process opens for writing,
-  creates, renames or deletes under the real home, the repository (``artifacts/`` and
-  bytecode caches aside) or the Python installation: the test that did it fails at
+  creates, renames or deletes under the real home, the repository (bytecode and tool
+  caches aside) or the Python installation: the test that did it fails at
   teardown, and a write outside any test fails the session.
 
 Servers, clients and shells: ``sandbox`` is one server per test module (``sandbox_server``),
@@ -185,7 +185,7 @@ def _watch_for(home: _SessionHome) -> WriteWatch:
     guarded = {ROOT, Path(sys.prefix)}
     if Path(REAL_HOME.anchor) != REAL_HOME:  # a home of "/" would guard the whole disk
         guarded.update({REAL_HOME, REAL_HOME.resolve()})
-    allowed = {home.base, ROOT / "artifacts", Path(os.devnull).parent}
+    allowed = {home.base, Path(os.devnull).parent}
     temp = Path(tempfile.gettempdir())
     if not ROOT.is_relative_to(temp):  # a clone under /tmp stays guarded
         allowed.add(temp)
