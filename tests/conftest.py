@@ -95,29 +95,36 @@ class _SessionHome:
 # -- the write watch ------------------------------------------------------------------------
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
-#: audit events that change the file system, and which arguments name the paths changed
-_PATH_EVENTS = {
-    "os.mkdir": (0,),
-    "os.remove": (0,),
-    "os.rmdir": (0,),
-    "os.rename": (0, 1),
-    "os.replace": (0, 1),
-    "os.link": (1,),
-    "os.symlink": (1,),
-    "os.truncate": (0,),
-    "os.chmod": (0,),
-    "os.utime": (0,),
-    "shutil.rmtree": (0,),
+#: audit events that change the file system: (index of a path changed, index of the
+#: directory descriptor a relative path starts from) per path
+_PATH_EVENTS: dict[str, tuple[tuple[int, int | None], ...]] = {
+    "os.mkdir": ((0, 2),),
+    "os.remove": ((0, 1),),
+    "os.rmdir": ((0, 1),),
+    "os.rename": ((0, 2), (1, 3)),
+    "os.replace": ((0, 2), (1, 3)),
+    "os.link": ((1, 3),),
+    "os.symlink": ((1, 2),),
+    "os.truncate": ((0, None),),
+    "os.chmod": ((0, 2),),
+    "os.utime": ((0, 3),),
+    "shutil.rmtree": ((0, 1),),
 }
 _EVENTS = frozenset({"open", "sqlite3.connect", *_PATH_EVENTS})
 _CACHE_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 
 
-def _normal(path: Any) -> str | None:
-    """An absolute path string, or None for a file descriptor."""
+def _normal(path: Any, dir_fd: Any = None) -> str | None:
+    """An absolute path string; None for a file descriptor or an unknown starting point."""
     if isinstance(path, int):
         return None
-    return os.path.abspath(os.fsdecode(path))
+    text = os.fsdecode(path)
+    if isinstance(dir_fd, int) and dir_fd >= 0 and not os.path.isabs(text):
+        try:  # shutil.rmtree and TemporaryDirectory remove relative to a directory's fd
+            text = os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), text)
+        except OSError:
+            return None
+    return os.path.abspath(text)
 
 
 def written_paths(event: str, args: tuple[Any, ...]) -> list[str]:
@@ -138,11 +145,12 @@ def written_paths(event: str, args: tuple[Any, ...]) -> list[str]:
         if database in ("", ":memory:"):
             return []
         return [os.path.abspath(database)]
-    return [
-        found
-        for index in _PATH_EVENTS.get(event, ())
-        if index < len(args) and (found := _normal(args[index])) is not None
+    found = [
+        _normal(args[index], args[fd] if fd is not None and fd < len(args) else None)
+        for index, fd in _PATH_EVENTS.get(event, ())
+        if index < len(args)
     ]
+    return [path for path in found if path is not None]
 
 
 class WriteWatch:

@@ -114,3 +114,18 @@ def test_the_watch_lets_reads_and_allowed_places_pass(
     before = len(write_watch.seen)
     sys.audit(event, *place(args, real_home))
     assert write_watch.seen[before:] == []
+
+
+def test_the_watch_follows_a_path_relative_to_a_directory_descriptor(
+    write_watch: Any, tmp_path: Path
+) -> None:
+    """shutil.rmtree (and so TemporaryDirectory) removes ``name`` relative to a dir's fd."""
+    before = len(write_watch.seen)
+    for directory, expected in ((tmp_path, 0), (ROOT, 1)):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            sys.audit("os.rmdir", "work", fd)
+        finally:
+            os.close(fd)
+        found, write_watch.seen[before:] = write_watch.seen[before:], []
+        assert found == [f"os.rmdir: {directory / 'work'}"] * expected
