@@ -7,8 +7,14 @@ runs it and uses the picker as a person would: search, select, Load. It checks
 a failing card (one short line, no traceback), a long load (the progress bar, then
 the table), a filtered card (two countries picked in the list; the pandas table
 shows only them), and "Copy as code": the ``%%massive_card`` cell arrives as a new
-cell after the next executed cell, and running it gives the same 310 rows. A
-screenshot goes to ``artifacts/browser/picker.png`` under the repository root.
+cell after the next executed cell, and running it gives the same 310 rows. The
+screenshot goes to the test's temporary directory (its path is printed; pytest keeps
+the last three runs' under ``/tmp/pytest-of-$USER/``).
+
+The long load does not race a transient state: a cell the test adds to its copy of the
+notebook makes the kernel's sandbox hold that answer for ``HOLD`` seconds, longer than
+the second after which the client shows its progress bar; the bar then stays (complete)
+under the table, so the test checks it after the load too.
 
 Skipped only when ``/usr/bin/chromium`` is missing *and* ``CI`` is unset: in CI
 a missing browser is a failure. Never runs ``playwright install``.
@@ -20,7 +26,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -33,12 +38,20 @@ from typing import Any
 
 import pytest
 
+from massive_magic.sandbox import demo
+
 CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = Path(__file__).resolve().parent / "browser" / "picker.ipynb"
-ARTIFACTS = ROOT / "artifacts" / "browser"
-#: rows for the long load (SEQUENCE card): a few seconds, so the progress bar shows
-BIG = 800_000
+#: rows for the long load (SEQUENCE card): HOLD, not the size, makes it long
+BIG = 100_000
+#: seconds the sandbox holds the long load's answer: the client's bar appears after 1 s
+HOLD = 3.0
+#: added to the notebook's copy after the login cell (the sandbox lives in the kernel)
+HOLD_CELL = f"""\
+# added by tests/test_browser.py: the long load's answer waits {HOLD} s, so its progress shows
+_sandbox = get_ipython().magics_manager.registry["MassiveMagics"].sandbox
+_sandbox.faults.delay_next(seconds={HOLD}, path="/api/card/{demo.SEQUENCE}/query*")
+"""
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -65,6 +78,16 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _copy_notebook(target: Path) -> None:
+    """The picker notebook with ``HOLD_CELL`` after its ``%massive_login`` cell."""
+    import nbformat
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    (login,) = [i for i, c in enumerate(nb.cells) if c.source.startswith("%massive_login")]
+    nb.cells.insert(login + 1, nbformat.v4.new_code_cell(HOLD_CELL))
+    nbformat.write(nb, target)
+
+
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data), encoding="utf-8")
@@ -75,7 +98,7 @@ def jupyter_lab(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A private JupyterLab serving a copy of the picker notebook: yields (base URL, token)."""
     root, home = tmp_path / "root", tmp_path / "home"
     root.mkdir()
-    shutil.copy(NOTEBOOK, root / "picker.ipynb")
+    _copy_notebook(root / "picker.ipynb")
     config = home / "jupyter-config"
     settings = home / "lab-settings"
     _write_json(
@@ -148,13 +171,12 @@ def jupyter_lab(tmp_path: Path) -> Iterator[tuple[str, str]]:
             server.wait()
 
 
-def test_picker_loads_a_card_in_jupyterlab(jupyter_lab: tuple[str, str]) -> None:
+def test_picker_loads_a_card_in_jupyterlab(jupyter_lab: tuple[str, str], tmp_path: Path) -> None:
     assert CHROMIUM.exists(), "CI is set but /usr/bin/chromium is missing: apt-get install chromium"
     from playwright.sync_api import expect, sync_playwright
 
     base, token = jupyter_lab
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shot = ARTIFACTS / "picker.png"
+    shot = tmp_path / "picker.png"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -202,8 +224,8 @@ def test_picker_loads_a_card_in_jupyterlab(jupyter_lab: tuple[str, str]) -> None
                 expect(output.locator(".massive-picker-error")).to_contain_text("partner_payoutz")
                 assert "Traceback" not in output.inner_text()
 
-                # a long load: the client's progress bar shows while the rows arrive, and
-                # the table still replaces the status afterwards
+                # a long load (held HOLD s by the sandbox): the client's progress bar shows,
+                # the table arrives, and the bar stays, complete
                 choose("sequence", r"Sequence")
                 rows_box = picker.locator(".massive-param--rows input")
                 rows_box.fill(str(BIG))
@@ -213,6 +235,7 @@ def test_picker_loads_a_card_in_jupyterlab(jupyter_lab: tuple[str, str]) -> None
                 progress = picker.locator(".massive-picker-progress .widget-hprogress")
                 expect(progress).to_be_visible(timeout=30_000)
                 expect(output.locator("table.dataframe")).to_be_visible(timeout=60_000)
+                expect(progress).to_be_visible()
                 expect(picker.locator(".massive-picker-status")).to_contain_text(
                     f"Loaded first 10 of {BIG:,} rows"
                 )

@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -27,23 +26,6 @@ from massive_magic.errors import (
     ResponseError,
 )
 from massive_magic.sandbox import demo
-
-
-@pytest.fixture
-def srv(sandbox: Any) -> Any:
-    """The shared sandbox from conftest, reset for this test."""
-    return sandbox
-
-
-@pytest.fixture
-def client(srv: Any, tmp_path: Path) -> Iterator[Client]:
-    """A logged-in client whose request log starts empty (a warm session)."""
-    srv.faults.clear()
-    with Client(srv.url, srv.username, srv.password, cache_dir=tmp_path, progress=False) as mb:
-        mb.login()
-        srv.reset_log()
-        yield mb
-    srv.faults.clear()
 
 
 def seq(mb: Client, rows: int, **kwargs: Any) -> pd.DataFrame:
@@ -308,6 +290,7 @@ def test_cut_export_body_is_an_error_not_a_shorter_frame(srv: Any, client: Clien
     assert len(seq(client, 50_000)) == 50_000  # the next run is complete
 
 
+@pytest.mark.slow  # seconds of real waiting: out of the fast loop
 def test_proxy_error_page_after_retries(srv: Any, client: Client) -> None:
     srv.faults.fail_next(n=10, status=502, path=f"/api/card/{demo.ALL_TYPES}/query/api")
     with pytest.raises(ResponseError, match="502"):
@@ -347,6 +330,7 @@ def test_csv_fallback_of_every_type(srv: Any, client: Client) -> None:
     pd.testing.assert_frame_equal(via_csv, via_api)
 
 
+@pytest.mark.slow  # seconds of real waiting: out of the fast loop
 def test_export_cap_warns(srv: Any, client: Client) -> None:
     """A result of exactly the export maximum may be missing rows: say so."""
     client.card_info(demo.SEQUENCE)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,28 +15,6 @@ from massive_magic.errors import AccessDenied, CardNotFound, ConfigError
 from massive_magic.sandbox import demo
 from massive_magic.sandbox.catalog import Card
 from massive_magic.settings import ENV_API_KEY, ENV_EMAIL, ENV_PASSWORD, ENV_URL, Settings
-
-
-@pytest.fixture
-def srv(sandbox: Any) -> Any:
-    """The shared sandbox from conftest, reset for this test."""
-    return sandbox
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (ENV_URL, ENV_EMAIL, ENV_PASSWORD, ENV_API_KEY):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def client(srv: Any, tmp_path: Path) -> Iterator[Client]:
-    srv.faults.clear()
-    with Client(srv.url, srv.username, srv.password, cache_dir=tmp_path, progress=False) as mb:
-        mb.login()
-        srv.reset_log()
-        yield mb
-
 
 # -- construction, identity ----------------------------------------------------------------
 

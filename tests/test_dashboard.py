@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -30,22 +29,6 @@ FILTERED = "Earnings by country (filtered)"
 DAILY = "Daily earnings by app"
 BROKEN = "Payout reconciliation"
 OVERVIEW_PATH = f"/api/dashboard/{demo.OVERVIEW_DASHBOARD}"
-
-
-@pytest.fixture
-def srv(sandbox: Any) -> Iterator[Any]:
-    extra = set(sandbox.dashboards)
-    yield sandbox
-    for did in set(sandbox.dashboards) - extra:
-        del sandbox.dashboards[did]
-
-
-@pytest.fixture
-def client(srv: Any, tmp_path: Path) -> Iterator[Client]:
-    with Client(srv.url, srv.username, srv.password, cache_dir=tmp_path, progress=False) as mb:
-        mb.login()
-        srv.reset_log()
-        yield mb
 
 
 def overview(
@@ -171,6 +154,7 @@ def test_empty_dashboard(srv: Any, client: Client) -> None:
     assert result == {} and result.errors == {}
 
 
+@pytest.mark.slow  # seconds of real waiting: out of the fast loop
 def test_cards_run_concurrently_and_bounded(srv: Any, client: Client) -> None:
     running = 0
     peak = 0

@@ -62,14 +62,6 @@ def test_every_magic_is_documented(ip: InteractiveShell) -> None:
         assert f"%{name}" in table, f"%{name} is missing from the README's magic table"
 
 
-@pytest.fixture
-def ip(sandbox: Sandbox, cache_dir: Path) -> Any:
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "massive_magic")
-    yield shell
-    shell.run_line_magic("unload_ext", "massive_magic")
-
-
 def test_notebook_examples_run(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
     """Each notebook block of the README, after a sandbox login instead of the real one."""
     assert ip.run_line_magic("massive_login", "--sandbox") is None

@@ -19,17 +19,16 @@ import threading
 import time
 import urllib.request
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 import pytest
 from IPython.core.error import StdinNotImplementedError, UsageError
 from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
-from IPython.testing import globalipapp
 
 import massive_magic
-from massive_magic import errors, sandbox
+from massive_magic import errors
 from massive_magic.card_picker import PICKER_WORDS, CardPicker
 from massive_magic.cli import CLI_WORDS
 from massive_magic.errors import PYTHON_WORDS, NextStep, Step, render
@@ -39,7 +38,6 @@ from massive_magic.settings import (
     ENV_API_KEY,
     ENV_CACHE_DIR,
     ENV_EMAIL,
-    ENV_MAX_SESSION_AGE,
     ENV_PASSWORD,
     ENV_URL,
 )
@@ -60,37 +58,10 @@ MAGIC_NAMES = (
 )
 
 
-@pytest.fixture(scope="module")
-def srv() -> Iterator[Any]:
-    with sandbox.start(port=0) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def shell() -> InteractiveShell:
-    """The process-wide shell: IPython allows one singleton, which other test files share."""
-    if InteractiveShell.initialized():
-        return InteractiveShell.instance()
-    globalipapp.start_ipython()  # a test shell with its history in a temporary file
-    return globalipapp.get_ipython()
-
-
-@pytest.fixture
-def ip(
-    shell: InteractiveShell, srv: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[InteractiveShell]:
-    """A shell with the extension freshly loaded, an empty cache and no credentials in env."""
-    for name in (ENV_URL, ENV_EMAIL, ENV_PASSWORD, ENV_API_KEY, ENV_MAX_SESSION_AGE, "MY_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv(ENV_CACHE_DIR, str(tmp_path / "cache"))
-    srv.reset()  # log, faults, throttles, extra users
-    shell.config.pop("MassiveMagics", None)  # %config writes to shell.config; start clean
-    shell.run_line_magic("load_ext", "massive_magic")
-    yield shell
-    shell.run_line_magic("unload_ext", "massive_magic")
-    shell.config.pop("MassiveMagics", None)
-    for name in ("df", "seq", "n_rows", "card", "since", "bad", "march", "overview", "picked"):
-        shell.user_ns.pop(name, None)
+@pytest.fixture(autouse=True)
+def _no_my_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``MY_KEY`` is the variable the API-key tests name; a developer's own is not theirs."""
+    monkeypatch.delenv("MY_KEY", raising=False)
 
 
 def magics_of(ip: InteractiveShell) -> MassiveMagics:
@@ -285,6 +256,7 @@ def test_throttled_login(ip: InteractiveShell, srv: Any, monkeypatch: pytest.Mon
     assert "%massive_login" in str(error)
 
 
+@pytest.mark.slow  # seconds of real waiting: out of the fast loop
 def test_option_beats_config_beats_environment(
     ip: InteractiveShell, srv: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
 
-from massive_magic import sandbox
 from massive_magic.cli import NOTEBOOKS, NotebookRun, run_notebook
 from massive_magic.settings import ENV_CACHE_DIR, ENV_EMAIL, ENV_PASSWORD, ENV_URL
 
@@ -92,12 +91,6 @@ def test_quickstart_outputs(executed: Callable[[Path], NotebookRun]) -> None:
     )
     assert "Payout reconciliation" in text  # the dashboard's broken card, reported
     assert "Logged out of http://127.0.0.1:" in text
-
-
-@pytest.fixture(scope="module")
-def srv() -> Iterator[Any]:
-    with sandbox.start(port=0) as server:
-        yield server
 
 
 def test_kernel_without_stdin_asks_for_the_env_var(srv: Any, tmp_path: Path) -> None:

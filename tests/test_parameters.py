@@ -5,9 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -352,20 +350,6 @@ def test_build_takes_decls_or_json_alike() -> None:
 
 
 # -- over HTTP against the sandbox ----------------------------------------------------------
-
-
-@pytest.fixture
-def srv(sandbox: Any) -> Any:
-    """The shared sandbox from conftest, reset for this test."""
-    return sandbox
-
-
-@pytest.fixture
-def client(srv: Any, tmp_path: Path) -> Iterator[Client]:
-    with Client(srv.url, srv.username, srv.password, cache_dir=tmp_path, progress=False) as mb:
-        mb.login()
-        srv.reset_log()
-        yield mb
 
 
 def filtered(mb: Client, **params: Any) -> pd.DataFrame:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +31,6 @@ from massive_magic.sandbox import Sandbox, demo
 
 #: Cards in the demo catalogue by collection, as the search box should find them.
 QA_CARDS = {demo.ALL_TYPES, demo.LARGE, demo.SEQUENCE}
-
-
-@pytest.fixture
-def srv(sandbox: Sandbox) -> Sandbox:
-    """The shared sandbox (``tests/conftest.py``), reset for this test."""
-    return sandbox
-
-
-@pytest.fixture
-def client(srv: Sandbox, tmp_path: Path) -> Iterator[Client]:
-    with Client(
-        srv.url, srv.username, srv.password, cache_dir=tmp_path / "cache", progress=False
-    ) as c:
-        yield c
 
 
 @pytest.fixture

@@ -50,12 +50,6 @@ DAY = 24 * 3600.0
 # -- the sandbox -----------------------------------------------------------------------
 
 
-@pytest.fixture
-def srv(sandbox: Any) -> Any:
-    """The shared sandbox (reset by conftest), under a shorter name."""
-    return sandbox
-
-
 SessionFactory = Callable[..., MetabaseSession]
 
 

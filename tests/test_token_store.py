@@ -301,6 +301,7 @@ INCREMENT = textwrap.dedent(
 ).format(url=URL, user=USER)
 
 
+@pytest.mark.slow  # seconds of real waiting: out of the fast loop
 def test_lock_serialises_read_modify_write_across_processes(store: TokenStore) -> None:
     """Four processes each add 1 fifty times under the lock: no update is lost."""
     procs = [
