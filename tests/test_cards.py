@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -15,7 +18,6 @@ import pandas as pd
 import pytest
 
 from massive_magic import Client
-from massive_magic.cards import EXPORT_ROW_CAP
 from massive_magic.errors import (
     AccessDenied,
     BadCardRef,
@@ -26,6 +28,7 @@ from massive_magic.errors import (
     QueryFailed,
     ResponseError,
 )
+from massive_magic.reader import EXPORT_ROW_CAP
 from massive_magic.sandbox import demo
 
 
@@ -52,6 +55,13 @@ def seq(mb: Client, rows: int, **kwargs: Any) -> pd.DataFrame:
 
 def posts(srv: Any, card: int, suffix: str = "") -> int:
     return srv.count("POST", f"/api/card/{card}/query{suffix}")
+
+
+class Terminal(io.StringIO):
+    """A stderr that says it is a terminal, so progress lines are drawn into it."""
+
+    def isatty(self) -> bool:
+        return True
 
 
 # -- completeness at the 2,000-row cap ---------------------------------------------------
@@ -402,6 +412,30 @@ def test_name_is_looked_up_alongside_the_first_query(srv: Any, client: Client) -
     assert len(srv.log) == 1  # the metadata is cached too
 
 
+def test_a_read_starts_at_most_two_threads(
+    srv: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The body reader, and one thread beside it (the name lookup, then progress redraws)."""
+    started: list[str] = []
+    start = threading.Thread.start
+
+    def recording(thread: threading.Thread) -> None:
+        started.append(f"{type(thread).__name__}:{thread.name}")
+        start(thread)
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    with Client(srv.url, srv.username, srv.password, cache_dir=tmp_path, progress=True) as mb:
+        mb.login()
+        monkeypatch.setattr(threading.Thread, "start", recording)
+        mb.card(demo.ALL_TYPES)  # first call: the name is looked up
+        ours = [name for name in started if ":massive-" in name or "Monitor" in name]
+        assert ours == ["Thread:massive-aside", "Thread:massive-read"]
+        started.clear()
+        mb.progress = False
+        mb.card(demo.ALL_TYPES)  # the name is known, no progress line: the reader only
+        assert [name for name in started if ":massive-" in name] == ["Thread:massive-read"]
+
+
 def test_a_failed_name_lookup_leaves_the_name_none(srv: Any, client: Client) -> None:
     srv.faults.fail_next(status=404, path=f"/api/card/{demo.ALL_TYPES}")
     df = client.card(demo.ALL_TYPES)
@@ -423,25 +457,61 @@ def test_the_query_error_wins_over_the_lookup_error(srv: Any, client: Client) ->
 
 
 @pytest.mark.parametrize("progress", [True, False])
-def test_progress_on_and_off(srv: Any, tmp_path: Path, capsys: Any, progress: bool) -> None:
+def test_progress_on_and_off(
+    srv: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, progress: bool
+) -> None:
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
     with Client(srv.url, srv.username, srv.password, cache_dir=tmp_path, progress=progress) as mb:
         mb.login()
         srv.faults.delay_next(seconds=1.6, path=f"/api/card/{demo.ALL_TYPES}/query/api")
         df = mb.card(demo.ALL_TYPES)
         quick = mb.card(demo.ALL_TYPES)
     assert len(df) == len(quick) == 11
-    err = capsys.readouterr().err
+    out = terminal.getvalue()
     if progress:
-        assert "Card 501" in err and "B" in err  # a bar appeared for the slow fetch only
-        assert err.count("Card 501") >= 1
+        # a line for the slow read only, named once the lookup brought the name, left
+        # behind with its final counts
+        final = out.rstrip("\n").rsplit("\r", 1)[-1]
+        assert final.startswith("All column types: 11 rows, ")
+        assert " kB, 00:0" in final
+        assert out.count("\n") == 1
     else:
-        assert err == ""
+        assert out == ""
 
 
-def test_progress_is_quiet_for_fast_fetches(srv: Any, tmp_path: Path, capsys: Any) -> None:
+def test_progress_is_quiet_for_fast_fetches(
+    srv: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
     with Client(srv.url, srv.username, srv.password, cache_dir=tmp_path, progress=True) as mb:
         mb.card(demo.ALL_TYPES)
+    assert terminal.getvalue() == ""
+
+
+def test_no_progress_into_a_pipe(srv: Any, tmp_path: Path, capsys: Any) -> None:
+    """A redirected stderr (a log, CI) outside a notebook gets no progress line at all."""
+    with Client(srv.url, srv.username, srv.password, cache_dir=tmp_path, progress=True) as mb:
+        srv.faults.delay_next(seconds=1.2, path=f"/api/card/{demo.ALL_TYPES}/query/api")
+        assert len(mb.card(demo.ALL_TYPES)) == 11
     assert capsys.readouterr().err == ""
+
+
+def test_a_failed_read_leaves_no_progress_line(
+    srv: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with Client(srv.url, srv.username, srv.password, cache_dir=tmp_path, progress=True) as mb:
+        mb.card_info(demo.BROKEN)  # the name is known: no lookup beside the read
+        srv.faults.delay_next(seconds=1.4, path=f"/api/card/{demo.BROKEN}/query/api")
+        with pytest.raises(QueryFailed):
+            mb.card(demo.BROKEN)
+    out = terminal.getvalue()
+    assert "Payout reconciliation" in out  # the line was drawn while waiting...
+    assert "\n" not in out and out.endswith("\r")  # ...and wiped at the end
+    assert out.rstrip("\r").rsplit("\r", 1)[-1].strip() == ""
 
 
 def test_no_warning_on_normal_fetch(client: Client) -> None:

@@ -27,7 +27,20 @@ ALLOWED: dict[str, set[str]] = {
     "parameters": {"errors"},
     "cellparams": {"errors"},
     "session": {"errors", "settings", "token_store"},
-    "cards": {"errors", "settings", "refs", "frames", "rowstream", "parameters", "session"},
+    "prefetch": set(),
+    "progress": set(),
+    "answers": {"errors"},
+    "metadata": {"errors", "frames", "session", "answers"},
+    "reader": {
+        "errors",
+        "frames",
+        "rowstream",
+        "session",
+        "answers",
+        "metadata",
+        "prefetch",
+        "progress",
+    },
     "client": {
         "errors",
         "settings",
@@ -35,7 +48,10 @@ ALLOWED: dict[str, set[str]] = {
         "frames",
         "parameters",
         "session",
-        "cards",
+        "answers",
+        "metadata",
+        "reader",
+        "progress",
         "token_store",
     },
     "magics": {"errors", "settings", "refs", "cellparams", "client", "card_picker", "sandbox"},
@@ -50,6 +66,7 @@ HOMES: dict[str, set[str]] = {
     "IPython": {"magics"},
     "ipywidgets": {"card_picker"},
     "nbclient": {"cli"},
+    "tqdm": {"progress"},
 }
 
 
