@@ -102,9 +102,15 @@ def parse_json(raw: bytes, target: QueryTarget, url: str) -> Any:
 def check_row_count(
     answer: Mapping[str, Any], received: int, target: QueryTarget, url: str
 ) -> None:
-    """A result shorter (or longer) than Metabase's own ``row_count`` is an error."""
+    """Metabase's own ``row_count`` must be there and match the rows that arrived."""
     count = answer.get("row_count")
-    if isinstance(count, int) and count != received:
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise ResponseError(
+            f"{target.label}: the answer from {url} has no row count, so it cannot be checked "
+            "for completeness; Metabase always sends one.",
+            url=url,
+        )
+    if count != received:
         raise ResponseError(
             f"{target.label}: Metabase announced {count} rows but sent {received}; run it again.",
             url=url,

@@ -20,8 +20,8 @@ Parameters go in the JSON body of ``/query`` and as the form field
 Metabase read. Exports always bypass Metabase's result cache.
 
 Every body is read ahead in a thread (:mod:`~massive_magic.prefetch`). A body that
-ends early or does not parse, or an answer whose rows differ from Metabase's own
-``row_count``, raises :class:`ResponseError`; a result at the export
+ends early or does not parse, or an answer without Metabase's ``row_count`` or with
+another count, raises :class:`ResponseError`; a result at the export
 cap (1,048,575 rows) warns :class:`IncompleteResultWarning`; a 500 "Invalid
 parameter" (declarations read before the card was edited) raises
 :class:`ParameterError` with the step to refresh them.

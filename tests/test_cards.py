@@ -9,7 +9,9 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -62,6 +64,47 @@ class Terminal(io.StringIO):
 
     def isatty(self) -> bool:
         return True
+
+
+@contextmanager
+def local_server(answer: Callable[[BaseHTTPRequestHandler], None]) -> Iterator[str]:
+    """A tiny HTTP server on 127.0.0.1 (port 0) for answers the sandbox never gives."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            answer(self)
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            answer(self)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def send(handler: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str) -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Type", ctype)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def local_client(url: str, tmp_path: Path, **kwargs: Any) -> Client:
+    return Client(url, api_key="mb_local", cache_dir=tmp_path, progress=False, **kwargs)
+
+
+LOCAL_CARD = b'{"id": 1, "name": "Local"}'
 
 
 # -- completeness at the 2,000-row cap ---------------------------------------------------
@@ -573,3 +616,33 @@ def test_stale_declarations_ask_for_refresh(srv: Any, client: Client, limit: int
         client.card(cid, {"rows": 3}, limit=limit, refresh=True)
     df = client.card(cid, {"how_many": 2}, limit=limit)
     assert df["n"].tolist() == [1, 2]
+
+
+# -- answers the sandbox never gives (a local server) ---------------------------------------
+
+
+@pytest.mark.parametrize(("limit", "count"), [(None, None), (None, "1"), (5, None), (5, True)])
+def test_an_answer_without_its_row_count_is_an_error(
+    tmp_path: Path, limit: int | None, count: Any
+) -> None:
+    """Metabase always sends row_count (/query and the api export's tail): it is checked."""
+    doc: dict[str, Any] = {
+        "data": {"rows": [[1]], "cols": [{"name": "n", "base_type": "type/Integer"}]},
+        "status": "completed",
+    }
+    if count is not None:
+        doc["row_count"] = count
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        if handler.command == "GET":
+            send(handler, 200, LOCAL_CARD, "application/json")
+        else:
+            send(handler, 202, json.dumps(doc).encode(), "application/json")
+
+    with (
+        local_server(answer) as url,
+        local_client(url, tmp_path) as mb,
+        pytest.raises(ResponseError, match="has no row count") as info,
+    ):
+        mb.card(1, limit=limit)
+    assert "Card 1: the answer from" in info.value.message
