@@ -35,6 +35,7 @@ __all__ = [
     "as_object",
     "card_errors",
     "check_row_count",
+    "html_page",
     "is_invalid_parameter",
     "parameter_errors",
     "parse_json",
@@ -97,6 +98,22 @@ def parse_json(raw: bytes, target: QueryTarget, url: str) -> Any:
         raise ResponseError(
             f"{target.label}: the answer from {url} {what}; run it again.", url=url
         ) from None
+
+
+_TITLE = re.compile(rb"<title>\s*([^<]{1,120}?)\s*</title>", re.IGNORECASE)
+
+
+def html_page(target: QueryTarget, url: str, status: int, head: bytes) -> ResponseError:
+    """A page where a JSON or CSV answer was due (an SSO sign-in, a proxy): say so."""
+    match = _TITLE.search(head)
+    title = f" ({quote(match.group(1).decode('utf-8', 'replace'))})" if match else ""
+    return ResponseError(
+        f"{target.label}: the server at {url} answered {status} with an HTML page{title}, "
+        "probably a sign-in or proxy page, not Metabase's API. Check that the URL is "
+        "Metabase's own address and that no sign-in stands in front of it.",
+        status=status,
+        url=url,
+    )
 
 
 def check_row_count(

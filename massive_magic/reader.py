@@ -21,7 +21,8 @@ Metabase read. Exports always bypass Metabase's result cache.
 
 Every body is read ahead in a thread (:mod:`~massive_magic.prefetch`). A body that
 ends early or does not parse, or an answer without Metabase's ``row_count`` or with
-another count, raises :class:`ResponseError`; a result at the export
+another count, or an HTML page (a sign-in or proxy page), raises
+:class:`ResponseError`; a result at the export
 cap (1,048,575 rows) warns :class:`IncompleteResultWarning`; a 500 "Invalid
 parameter" (declarations read before the card was edited) raises
 :class:`ParameterError` with the step to refresh them.
@@ -50,6 +51,7 @@ from .answers import (
     as_object,
     card_errors,
     check_row_count,
+    html_page,
     is_invalid_parameter,
     parameter_errors,
     parse_json,
@@ -254,7 +256,7 @@ class CardReader:
         """``POST <query path>``: a completed answer with ``data.rows``, or an error."""
         body = {"parameters": self.parameters, "ignore_cache": bool(self.refresh)}
         response = self._send("", json=body)
-        with self._body(response) as chunks:
+        with self._body(response, json_body=True) as chunks:
             raw = b"".join(chunks)
         answer = as_object(parse_json(raw, self.target, self.url), self.target.path)
         raise_if_failed(answer, self.target, self.url)
@@ -281,7 +283,7 @@ class CardReader:
 
         ``None`` when ``limit`` rows arrived first: reading stops there (and hangs up).
         """
-        with self._body(response) as chunks:
+        with self._body(response, json_body=True) as chunks:
             stream = ApiRowStream(chunks, batch_bytes=_BATCH_BYTES)
             for batch in stream:
                 if self.limit is not None and builder.row_count + len(batch) > self.limit:
@@ -300,7 +302,7 @@ class CardReader:
         data = answer["data"]
         zone = data.get("results_timezone")
         response = self._send("/csv", data=self._form)
-        with self._body(response) as chunks:
+        with self._body(response, json_body=False) as chunks:
             body = b"".join(chunks)
         if body.lstrip()[:1] == b"{":
             # A failed query answers a csv download with a JSON error document.
@@ -317,30 +319,45 @@ class CardReader:
     # -- transport -------------------------------------------------------------------------
 
     def _send(self, suffix: str, **options: Any) -> Any:
-        """``POST <query path><suffix>``, streamed; 404/403 name the card."""
+        """``POST <query path><suffix>``, streamed; 404/403 name the card; never a page."""
         with card_errors(self.target, self.url):
             response = self.session.request(
                 "POST", self.target.path + suffix, stream=True, **options
             )
+        if "html" in str(response.headers.get("Content-Type", "")).lower():
+            try:
+                head = next(response.iter_content(64 * 1024), b"")
+            except OSError:
+                head = b""
+            finally:
+                response.close()
+            raise html_page(self.target, self.url, response.status_code, head)
         return response
 
     @contextmanager
-    def _body(self, response: Any) -> Iterator[Iterator[bytes]]:
+    def _body(self, response: Any, *, json_body: bool) -> Iterator[Iterator[bytes]]:
         """The body read ahead in a thread; closed afterwards."""
         try:
             with Prefetch(
-                self._chunks(response), lambda: _hang_up(response), read_ahead=_READ_AHEAD
+                self._chunks(response, json_body),
+                lambda: _hang_up(response),
+                read_ahead=_READ_AHEAD,
             ) as chunks:
                 yield chunks
         finally:
             response.close()
 
-    def _chunks(self, response: Any) -> Iterator[bytes]:
+    def _chunks(self, response: Any, json_body: bool) -> Iterator[bytes]:
         """The body in chunks, counted for the progress line; a cut connection is an error."""
+        first = json_body
         try:
             for chunk in response.iter_content(chunk_size=_CHUNK):
                 if not chunk:
                     continue
+                if first:
+                    first = False
+                    if chunk.lstrip()[:1] == b"<":  # JSON never starts so; an HTML page does
+                        raise html_page(self.target, self.url, response.status_code, chunk)
                 self._bar.add_bytes(len(chunk))
                 yield chunk
         except OSError as exc:  # requests' errors derive from OSError (IOError)

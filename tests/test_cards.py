@@ -646,3 +646,23 @@ def test_an_answer_without_its_row_count_is_an_error(
     ):
         mb.card(1, limit=limit)
     assert "Card 1: the answer from" in info.value.message
+
+
+@pytest.mark.parametrize("ctype", ["text/html; charset=utf-8", "application/json"])
+def test_a_sign_in_page_is_named_for_what_it_is(tmp_path: Path, ctype: str) -> None:
+    """A 200 HTML page (an SSO sign-in, a proxy) is not "a query that failed mid-stream"."""
+    page = (
+        b"<!DOCTYPE html>\n<html><head><title>Sign in - Example SSO</title></head>"
+        b"<body><form>...</form></body></html>"
+    )
+    with (
+        local_server(lambda handler: send(handler, 200, page, ctype)) as url,
+        local_client(url, tmp_path) as mb,
+        pytest.raises(ResponseError) as info,
+    ):
+        mb.card(1)
+    message = str(info.value)
+    assert "answered 200 with an HTML page (“Sign in - Example SSO”)" in message
+    assert "probably a sign-in or proxy page, not Metabase's API" in message
+    assert "mid-stream" not in message
+    assert info.value.status == 200
