@@ -4,9 +4,9 @@ Socket reads release the GIL, so while the consumer turns one batch into columns
 the next megabytes keep arriving instead of waiting in the server's send buffer.
 
 Nothing polls: the reader blocks on the socket and on a bounded queue, the
-consumer blocks on the queue. The reader always ends with a sentinel, or with the
-exception it met, which the consumer raises. Leaving early (a limit reached, an
-error) calls ``hang_up``,
+consumer blocks on the queue (until its deadline, if it has one). The reader
+always ends with a sentinel, or with the exception it met, which the consumer
+raises. Leaving early (a limit reached, an error, the deadline) calls ``hang_up``,
 which closes the response so that a reader blocked on the socket wakes up, and
 empties the queue so that a reader blocked on a full queue wakes up; then it is
 joined.
@@ -17,19 +17,26 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["Prefetch"]
+__all__ = ["DeadlinePassed", "Prefetch"]
 
 #: Put by the reader after the last chunk.
 _END = object()
 
 
+class DeadlinePassed(TimeoutError):
+    """The next chunk did not arrive before the consumer's deadline."""
+
+
 class Prefetch:
     """``with Prefetch(chunks, hang_up) as body: for chunk in body: ...``.
 
-    At most ``read_ahead`` chunks are held.
+    At most ``read_ahead`` chunks are held. ``deadline`` (a ``time.monotonic()``
+    value) bounds the wait for the next chunk: past it the consumer raises
+    :class:`DeadlinePassed` (and leaving the block hangs up).
     """
 
     def __init__(
@@ -38,9 +45,11 @@ class Prefetch:
         hang_up: Callable[[], None],
         *,
         read_ahead: int = 8,
+        deadline: float | None = None,
     ) -> None:
         self._chunks = chunks
         self._hang_up = hang_up
+        self._deadline = deadline
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, read_ahead))
         self._stop = threading.Event()
         self._finished = False  # the consumer took the reader's last item
@@ -84,7 +93,7 @@ class Prefetch:
 
     def _consume(self) -> Iterator[bytes]:
         while True:
-            item = self._queue.get()
+            item = self._next()
             if item is _END:
                 self._finished = True
                 return
@@ -92,3 +101,14 @@ class Prefetch:
                 self._finished = True
                 raise item
             yield item
+
+    def _next(self) -> Any:
+        if self._deadline is None:
+            return self._queue.get()
+        remaining = self._deadline - time.monotonic()
+        try:
+            if remaining <= 0:
+                return self._queue.get_nowait()
+            return self._queue.get(timeout=remaining)
+        except queue.Empty:
+            raise DeadlinePassed("the body did not arrive before the deadline") from None

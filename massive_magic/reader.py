@@ -19,10 +19,11 @@ Parameters go in the JSON body of ``/query`` and as the form field
 ``parameters=<json>`` (plus ``format_rows=false``) of exports, which old and new
 Metabase read. Exports always bypass Metabase's result cache.
 
-Every body is read ahead in a thread (:mod:`~massive_magic.prefetch`). A body that
-ends early or does not parse, or an answer without Metabase's ``row_count`` or with
-another count, or an HTML page (a sign-in or proxy page), raises
-:class:`ResponseError`; a result at the export
+Every body is read ahead in a thread (:mod:`~massive_magic.prefetch`) within one
+deadline for the whole read (the session's read timeout, which otherwise bounds
+only the gap between two socket reads). A body that ends early or does not parse,
+an answer without Metabase's ``row_count`` or with another count, an HTML page
+and a read past the deadline raise :class:`ResponseError`; a result at the export
 cap (1,048,575 rows) warns :class:`IncompleteResultWarning`; a 500 "Invalid
 parameter" (declarations read before the card was edited) raises
 :class:`ParameterError` with the step to refresh them.
@@ -62,11 +63,13 @@ from .errors import (
     CardNotFound,
     IncompleteResultWarning,
     MassiveError,
+    NextStep,
     ResponseError,
+    Step,
 )
 from .frames import FrameBuilder, frame_from_csv, frame_from_result
 from .metadata import fetch_card
-from .prefetch import Prefetch
+from .prefetch import DeadlinePassed, Prefetch
 from .progress import ReadProgress
 from .rowstream import ApiRowStream
 
@@ -133,9 +136,12 @@ class CardReader:
         self.name = name
         self.look_up_name = look_up_name and name is None
         self.url = server_url(session)
+        settings = getattr(session, "settings", None)
+        self.timeout: float | None = getattr(settings, "read_timeout", None)
         #: ``GET /api/card/:id``, when the name was looked up and the lookup succeeded.
         self.card: dict[str, Any] | None = None
         self._bar = ReadProgress(progress, name or target.label)
+        self._deadline: float | None = None
         self._form = {
             "parameters": json.dumps(parameters),
             "format_rows": "false",
@@ -148,6 +154,8 @@ class CardReader:
         """The complete result as a typed frame with provenance in ``attrs["massive"]``."""
         started = time.monotonic()
         fetched_at = datetime.now(timezone.utc)
+        if self.timeout is not None:
+            self._deadline = started + self.timeout
         with self._bar, self._alongside(), parameter_errors(self.target, self.url):
             fetched = self._fetch()
         frame = fetched.frame
@@ -320,6 +328,8 @@ class CardReader:
 
     def _send(self, suffix: str, **options: Any) -> Any:
         """``POST <query path><suffix>``, streamed; 404/403 name the card; never a page."""
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            raise self._too_slow()
         with card_errors(self.target, self.url):
             response = self.session.request(
                 "POST", self.target.path + suffix, stream=True, **options
@@ -336,14 +346,17 @@ class CardReader:
 
     @contextmanager
     def _body(self, response: Any, *, json_body: bool) -> Iterator[Iterator[bytes]]:
-        """The body read ahead in a thread; closed afterwards."""
+        """The body read ahead in a thread, within the read's deadline; closed afterwards."""
         try:
             with Prefetch(
                 self._chunks(response, json_body),
                 lambda: _hang_up(response),
                 read_ahead=_READ_AHEAD,
+                deadline=self._deadline,
             ) as chunks:
                 yield chunks
+        except DeadlinePassed:
+            raise self._too_slow() from None
         finally:
             response.close()
 
@@ -366,6 +379,14 @@ class CardReader:
                 f"({type(exc).__name__}). Nothing was kept; run it again.",
                 url=self.url,
             ) from None
+
+    def _too_slow(self) -> ResponseError:
+        return ResponseError(
+            f"{self.target.label} did not finish within the timeout of {self.timeout:g} s "
+            f"on {self.url}; nothing was kept.",
+            url=self.url,
+            next_steps=(NextStep(Step.RAISE_TIMEOUT),),
+        )
 
     # -- beside the read -------------------------------------------------------------------
 

@@ -26,9 +26,11 @@ from massive_magic.errors import (
     CardNotFound,
     ConfigError,
     IncompleteResultWarning,
+    NextStep,
     ParameterError,
     QueryFailed,
     ResponseError,
+    Step,
 )
 from massive_magic.reader import EXPORT_ROW_CAP
 from massive_magic.sandbox import demo
@@ -666,3 +668,33 @@ def test_a_sign_in_page_is_named_for_what_it_is(tmp_path: Path, ctype: str) -> N
     assert "probably a sign-in or proxy page, not Metabase's API" in message
     assert "mid-stream" not in message
     assert info.value.status == 200
+
+
+def test_a_dripping_answer_stops_at_the_deadline(tmp_path: Path) -> None:
+    """The timeout bounds the whole read, not only the gap between two socket reads."""
+    hung_up = threading.Event()
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        if handler.command == "GET":
+            send(handler, 200, LOCAL_CARD, "application/json")
+            return
+        handler.send_response(202)
+        handler.send_header("Content-Type", "application/json")
+        handler.end_headers()
+        try:
+            handler.wfile.write(b'{"data":{"rows":[')
+            for _ in range(400):  # bounded: it stops by itself if nobody hangs up
+                time.sleep(0.05)
+                handler.wfile.write(b"[1],")
+                handler.wfile.flush()
+        except OSError:
+            hung_up.set()
+
+    with local_server(answer) as url, local_client(url, tmp_path, timeout=0.5) as mb:
+        with pytest.raises(ResponseError) as info:
+            mb.card(1)
+        assert hung_up.wait(10)  # the client hung up rather than read on
+    error = info.value
+    assert error.message.startswith("Card 1 did not finish within the timeout of 0.5 s on ")
+    assert error.next_steps == (NextStep(Step.RAISE_TIMEOUT),)
+    assert "Client(timeout=<seconds>)" in str(error)

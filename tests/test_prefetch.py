@@ -8,11 +8,12 @@ wait in these tests is bounded by state, never by a wall-time assertion.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from massive_magic.prefetch import Prefetch
+from massive_magic.prefetch import DeadlinePassed, Prefetch
 
 WAIT = 10.0  # a safety bound on waits for another thread; never reached when all is well
 
@@ -123,3 +124,24 @@ def test_an_error_in_the_consumer_hangs_up_too() -> None:
         raise KeyError("the parser failed")
     assert body.hang_ups == 1
     assert not prefetch.reading
+
+
+def test_the_deadline_bounds_the_wait_for_the_next_chunk() -> None:
+    body = Body(100, stall_after=2)
+    prefetch = Prefetch(body.chunks(), body.hang_up, deadline=time.monotonic() + 0.05)
+    got = []
+    with pytest.raises(DeadlinePassed), prefetch as chunks:
+        for chunk in chunks:
+            got.append(chunk)
+    assert got == [b"0,", b"1,"]
+    assert isinstance(DeadlinePassed(), TimeoutError)
+    assert body.hang_ups == 1  # hung up at the deadline, which woke the stalled reader
+    assert not prefetch.reading
+
+
+def test_a_body_within_its_deadline_is_whole() -> None:
+    body = Body(50)
+    with Prefetch(body.chunks(), body.hang_up, deadline=time.monotonic() + WAIT) as chunks:
+        got = list(chunks)
+    assert got == [b"%d," % i for i in range(50)]
+    assert body.hang_ups == 0
