@@ -15,6 +15,7 @@ over many parameter values costs one request per run.
 
 from __future__ import annotations
 
+import operator
 import os
 import threading
 import warnings
@@ -317,9 +318,15 @@ class Client:
         return result
 
 
-def _check_limit(limit: int | None) -> int | None:
+def _check_limit(limit: Any) -> int | None:
+    """``limit`` as an int: any whole number (numpy's too; numpy's bools refuse
+    ``operator.index``), never a bool, not negative."""
     if limit is None:
         return None
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+    try:
+        count = None if isinstance(limit, bool) else operator.index(limit)
+    except TypeError:
+        count = None
+    if count is None or count < 0:
         raise ConfigError(f"limit must be a whole number of rows (0 or more), not {limit!r}.")
-    return limit
+    return count

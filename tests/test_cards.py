@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -246,10 +247,17 @@ def test_limit_stops_reading_the_export(srv: Any, client: Client) -> None:
     assert posts(srv, demo.LARGE) == 1  # the columns, which follow the rows in the export
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, "10", True])
+@pytest.mark.parametrize("bad", [-1, 1.5, "10", True, np.True_, np.int64(-1), np.float64(5)])
 def test_bad_limit(client: Client, bad: Any) -> None:
     with pytest.raises(ConfigError, match="limit"):
         client.card(demo.ALL_TYPES, limit=bad)
+
+
+@pytest.mark.parametrize("limit", [np.int64(5), np.int32(5), np.uint16(5)])
+def test_numpy_limit(srv: Any, client: Client, limit: Any) -> None:
+    df = client.card(demo.ALL_TYPES, limit=limit)
+    assert len(df) == 5
+    assert df.attrs["massive"]["limit"] == 5 and type(df.attrs["massive"]["limit"]) is int
 
 
 # -- refresh -----------------------------------------------------------------------------
