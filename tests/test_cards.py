@@ -440,22 +440,24 @@ def test_provenance(srv: Any, client: Client) -> None:
     assert meta["row_count"] == 3
     fetched = dt.datetime.fromisoformat(meta["fetched_at"].replace("Z", "+00:00"))
     assert before <= fetched <= dt.datetime.now(dt.timezone.utc)
-    assert 0 <= meta["elapsed"] < 30
+    assert isinstance(meta["elapsed"], float) and meta["elapsed"] >= 0
     assert meta["source"] == "api"
     assert meta["truncated"] is False
 
 
 def test_name_is_looked_up_alongside_the_first_query(srv: Any, client: Client) -> None:
     """First call: GET /api/card/:id runs concurrently with the query; then cached."""
-    srv.faults.delay_next(seconds=1.0, path=f"/api/card/{demo.ALL_TYPES}")
-    srv.faults.delay_next(seconds=1.0, path=f"/api/card/{demo.ALL_TYPES}/query/api")
-    started = time.monotonic()
+    delay = 1.0
+    srv.faults.delay_next(seconds=delay, path=f"/api/card/{demo.ALL_TYPES}")
+    srv.faults.delay_next(seconds=delay, path=f"/api/card/{demo.ALL_TYPES}/query/api")
     df = client.card(demo.ALL_TYPES)
-    elapsed = time.monotonic() - started
     assert df.attrs["massive"]["name"] == "All column types"
     assert srv.count("GET", f"/api/card/{demo.ALL_TYPES}") == 1
-    assert elapsed < 1.9  # one delayed round trip of latency, not two (>= 2.0 s)
     [lookup] = srv.requests("GET", f"/api/card/{demo.ALL_TYPES}")
+    [query] = srv.requests("POST", f"/api/card/{demo.ALL_TYPES}/query/api")
+    # Each arrived before the other could be answered (each was held ``delay`` s):
+    # one round trip of latency, not two in a row.
+    assert query.at < lookup.at + delay and lookup.at < query.at + delay
     assert lookup.query == "ignore_view=true"  # not in the user's "recently viewed"
     srv.reset_log()
     again = client.card(demo.ALL_TYPES)
