@@ -184,7 +184,8 @@ class Client:
         name, parameters, row_count, fetched_at, elapsed, source (query/api/csv)
         and truncated. The name is fetched alongside the first query of a card
         (a concurrent ``GET /api/card/:id``, so no extra wait) and remembered;
-        it is None if that lookup failed.
+        it is None if that lookup failed. The Client's read timeout bounds the
+        whole read, not only the wait between two bytes.
         """
         cid = card_id(ref)
         limit = _check_limit(limit)

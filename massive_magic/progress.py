@@ -132,8 +132,10 @@ class ReadProgress(_Line):
         self.rows = 0
 
     def __enter__(self) -> ReadProgress:
-        shape = "{desc}{bar}" if in_notebook() else "{desc}: "
-        self._open(desc=self.desc, bar_format=shape + "{rows} rows, {size}, {elapsed}")
+        if self.enabled:
+            # In Jupyter the text right of the widget's (info) bar; on a terminal one line.
+            shape = "{desc}{bar}" if in_notebook() else "{desc}: "
+            self._open(desc=self.desc, bar_format=shape + "{rows} rows, {size}, {elapsed}")
         return self
 
     def add_bytes(self, count: int) -> None:
