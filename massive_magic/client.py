@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
 
-from .answers import QueryTarget
+from .card_answers import QueryTarget
 from .errors import AuthError, ConfigError, MassiveError, MassiveWarning
 from .metadata import (
     DashboardResult,

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .answers import QueryTarget, as_object, card_errors, server_url
+from .card_answers import QueryTarget, as_object, card_errors, server_url
 from .errors import AccessDenied, DashboardNotFound, MassiveError, NotFound, ResponseError
 from .frames import FrameBuilder
 from .session import read_json

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from .answers import (
+from .card_answers import (
     QueryTarget,
     as_object,
     card_errors,
