@@ -15,6 +15,7 @@ over many parameter values costs one request per run.
 
 from __future__ import annotations
 
+import operator
 import os
 import threading
 import warnings
@@ -22,19 +23,20 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
 
-from .cards import (
+from .card_answers import QueryTarget
+from .errors import AuthError, ConfigError, MassiveError, MassiveWarning
+from .metadata import (
     DashboardResult,
-    QueryTarget,
     card_summary,
     cards_frame,
     dashboard_cards,
     fetch_card,
     fetch_dashboard,
     list_cards,
-    run_query,
 )
-from .errors import AuthError, ConfigError, MassiveError, MassiveWarning
 from .parameters import build_parameters
+from .progress import CardsProgress
+from .reader import CardReader, run_query
 from .refs import card_id, dashboard_id
 from .settings import Settings
 
@@ -182,51 +184,34 @@ class Client:
         name, parameters, row_count, fetched_at, elapsed, source (query/api/csv)
         and truncated. The name is fetched alongside the first query of a card
         (a concurrent ``GET /api/card/:id``, so no extra wait) and remembered;
-        it is None if that lookup failed.
+        it is None if that lookup failed. The Client's read timeout bounds the
+        whole read, not only the wait between two bytes.
         """
         cid = card_id(ref)
-        _check_limit(limit)
+        limit = _check_limit(limit)
         parameters: list[dict[str, Any]] = []
         if params is not None and not isinstance(params, Mapping):
             build_parameters([], params)  # raises ParameterError: not a mapping
         if params:
             card = self._card(cid, refresh=refresh)
             parameters = build_parameters(card.get("parameters") or [], params, owner=f"Card {cid}")
-        session = self.session
-        name = self._names.get(cid)
-        if name is not None:
-            return self._run(session, cid, parameters, limit, refresh, name)
-        # The name is not part of a query answer: look it up alongside the query.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="massive-name") as pool:
-            lookup = pool.submit(self._card, cid)
-            frame = self._run(session, cid, parameters, limit, refresh, None)
-            # Past here only when the query succeeded: its error wins over the lookup's.
-            try:
-                card = lookup.result()
-            except MassiveError:
-                card = {}
-        found = card.get("name")
-        frame.attrs["massive"]["name"] = found if isinstance(found, str) else None
-        return frame
-
-    def _run(
-        self,
-        session: MetabaseSession,
-        cid: int,
-        parameters: list[dict[str, Any]],
-        limit: int | None,
-        refresh: bool,
-        name: str | None,
-    ) -> pd.DataFrame:
-        return run_query(
-            session,
+        with self._lock:
+            name = self._names.get(cid)
+        reader = CardReader(
+            self.session,
             QueryTarget(cid),
             parameters,
             limit=limit,
             refresh=refresh,
             progress=self.progress,
             name=name,
+            look_up_name=name is None,  # not part of a query answer: fetched alongside
         )
+        try:
+            return reader.read()
+        finally:
+            if reader.card is not None:
+                self._remember(cid, reader.card)
 
     def card_info(self, ref: int | str) -> dict[str, Any]:
         """id, name, description, collection, type, parameters and columns of a card."""
@@ -248,11 +233,14 @@ class Client:
         if cached is not None:
             return cached
         card = fetch_card(self.session, cid)
+        self._remember(cid, card)
+        return card
+
+    def _remember(self, cid: int, card: dict[str, Any]) -> None:
         with self._lock:
             self._cards[cid] = card
             if isinstance(card.get("name"), str):
                 self._names[cid] = card["name"]
-        return card
 
     # -- dashboards -----------------------------------------------------------
 
@@ -286,7 +274,7 @@ class Client:
         errors: dict[str, MassiveError] = {}
         if entries:
             session = self.session
-            bar = _CardsBar(self.progress, dash.get("name") or f"Dashboard {did}", len(entries))
+            bar = CardsProgress(self.progress, dash.get("name") or f"Dashboard {did}", len(entries))
             with (
                 bar,
                 ThreadPoolExecutor(
@@ -331,31 +319,15 @@ class Client:
         return result
 
 
-class _CardsBar:
-    """A "cards done" bar for a dashboard, shown after a second (like a card's bar)."""
-
-    def __init__(self, enabled: bool, desc: str, total: int) -> None:
-        self.enabled, self.desc, self.total = enabled, desc, total
-        self._bar: Any = None
-
-    def __enter__(self) -> _CardsBar:
-        if self.enabled:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(desc=self.desc, total=self.total, unit="card", delay=1.0)
-        return self
-
-    def done(self) -> None:
-        if self._bar is not None:
-            self._bar.update(1)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
-def _check_limit(limit: int | None) -> None:
+def _check_limit(limit: Any) -> int | None:
+    """``limit`` as an int: any whole number (numpy's too; numpy's bools refuse
+    ``operator.index``), never a bool, not negative."""
     if limit is None:
-        return
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        return None
+    try:
+        count = None if isinstance(limit, bool) else operator.index(limit)
+    except TypeError:
+        count = None
+    if count is None or count < 0:
         raise ConfigError(f"limit must be a whole number of rows (0 or more), not {limit!r}.")
+    return count

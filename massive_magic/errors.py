@@ -101,7 +101,7 @@ class NextStep:
 #: The Python API's words for each step; ``str(exc)`` uses them.
 PYTHON_WORDS: Mapping[Step, str] = {
     Step.LIST_CARDS: "Client.cards() lists the cards you can read.",
-    Step.SHOW_PARAMETERS: "Client.card_info({ref}) lists its parameters.",
+    Step.SHOW_PARAMETERS: "Client.card_info({ref}) lists the parameters.",
     Step.GIVE_PARAMETER: "Give {names} a value with params={{...}}.",
     Step.REFRESH: "Run it again with refresh=True.",
     Step.READ_DASHBOARD: "Read the whole dashboard with Client.dashboard({ref}).",

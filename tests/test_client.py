@@ -136,6 +136,7 @@ def test_card_info(srv: Any, client: Client) -> None:
         "type": "date/all-options",
         "required": False,
         "default": "2024-01-01~2024-01-31",
+        "multi_select": False,
     }
     assert params["country"]["values"] == list(demo.COUNTRIES)
     assert params["min_earnings"]["type"] == "number/="

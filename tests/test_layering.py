@@ -52,7 +52,20 @@ ALLOWED: dict[str, set[str]] = {
     "snapshot_keys": {"errors"},
     "snapshot_format": {"errors"},
     "snapshots": {"errors", "snapshot_keys", "snapshot_format"},
-    "cards": {"errors", "settings", "refs", "frames", "rowstream", "parameters", "session"},
+    "prefetch": set(),
+    "progress": set(),
+    "card_answers": {"errors"},
+    "metadata": {"errors", "frames", "session", "card_answers", "parameters"},
+    "reader": {
+        "errors",
+        "frames",
+        "rowstream",
+        "session",
+        "card_answers",
+        "metadata",
+        "prefetch",
+        "progress",
+    },
     "client": {
         "errors",
         "settings",
@@ -60,7 +73,10 @@ ALLOWED: dict[str, set[str]] = {
         "frames",
         "parameters",
         "session",
-        "cards",
+        "card_answers",
+        "metadata",
+        "reader",
+        "progress",
         "token_store",
     },
     "magics": {"errors", "settings", "refs", "cellparams", "client", "card_picker", "sandbox"},
@@ -79,6 +95,7 @@ HOMES: dict[str, set[str]] = {
     "ipywidgets": {"card_picker"},
     "nbclient": {"cli"},
     "polars": {"frames"},
+    "tqdm": {"progress"},
 }
 
 

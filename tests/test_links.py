@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 
 from massive_magic import Client
-from massive_magic.cards import fetch_dashboard
 from massive_magic.errors import BadCardRef, ParameterError, Step
 from massive_magic.links import (
     card_url,
@@ -24,6 +23,7 @@ from massive_magic.links import (
     slugify,
     url_params,
 )
+from massive_magic.metadata import fetch_dashboard
 from massive_magic.parameters import build_parameters
 from massive_magic.sandbox import demo
 

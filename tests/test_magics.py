@@ -42,13 +42,6 @@ from massive_magic.settings import (
     ENV_URL,
 )
 
-#: Tests whose library error gets its next steps on the other branches of issue #14 (cards,
-#: refs, session). The magics render next steps only (no rewriting of sentences), so until
-#: those land these messages still name the Python API. Remove the mark at merge.
-NEEDS_LIBRARY_STEPS = pytest.mark.xfail(
-    strict=True, reason="the library's error gets next_steps on another branch (issue #14)"
-)
-
 MAGIC_NAMES = (
     "massive_login",
     "massive_logout",
@@ -368,7 +361,6 @@ def test_cell_parameters_with_python_variables(
     assert ip.user_ns["seq"]["label"].tolist() == ["row 1", "row 2", "row 3"]
 
 
-@NEEDS_LIBRARY_STEPS
 def test_stale_parameters_say_refresh(
     ip: InteractiveShell, srv: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -458,22 +450,18 @@ def test_card_before_login_with_only_an_email(
             "%massive_card 999999",
             errors.CardNotFound,
             "%massive_cards to see the cards",
-            marks=NEEDS_LIBRARY_STEPS,
         ),
         pytest.param(
             f"%massive_card {demo.REQUIRED_PARAM}",
             errors.QueryFailed,
             "%%massive_card cell body",
-            marks=NEEDS_LIBRARY_STEPS,
         ),
         pytest.param(
             "%massive_card /dashboard/12",
             errors.BadCardRef,
             "%massive_dashboard",
         ),
-        pytest.param(
-            f"%massive_card {demo.RESTRICTED}", errors.AccessDenied, "", marks=NEEDS_LIBRARY_STEPS
-        ),
+        pytest.param(f"%massive_card {demo.RESTRICTED}", errors.AccessDenied, ""),
         (f"%massive_card {demo.BROKEN}", errors.QueryFailed, ""),
         (f"%%massive_card {demo.SEQUENCE}\nnope = 1\n", errors.ParameterError, "nope"),
         (f"%%massive_card {demo.SEQUENCE}\nrows = [1, 2\n", errors.ParameterError, ""),

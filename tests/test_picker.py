@@ -508,9 +508,6 @@ def test_generated_code_yields_the_same_frame_in_ipython(
 # --------------------------------------------------------------------------- issue #14 / #10
 
 
-@pytest.mark.xfail(
-    strict=True, reason="card_summary -> ParameterDecl.info() is wired at merge; remove then"
-)
 def test_listed_values_show_metabase_labels(srv: Sandbox, picker: CardPicker) -> None:
     labelled = [["DE", "Germany"], ["GB", "United Kingdom"], "FR"]
     cid = srv.add_card(
