@@ -69,9 +69,16 @@ class Client:
         timeout: float | tuple[float, float] | None = None,
         progress: bool = True,
         password_prompt: Callable[[str], str] | None = None,
+        allow_http: bool | None = None,
     ) -> None:
         settings = Settings.resolve(
-            url, username, password, api_key=api_key, cache_dir=cache_dir, timeout=timeout
+            url,
+            username,
+            password,
+            api_key=api_key,
+            cache_dir=cache_dir,
+            timeout=timeout,
+            allow_http=allow_http,
         )
         self._setup(settings, progress, password_prompt)
 

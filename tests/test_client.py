@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from massive_magic import Client
+from massive_magic import Client, errors
 from massive_magic.errors import AccessDenied, CardNotFound, ConfigError
 from massive_magic.sandbox import demo
 from massive_magic.sandbox.catalog import Card
@@ -305,3 +305,14 @@ def test_password_prompt_is_asked_once_when_needed(srv: Any, tmp_path: Path) -> 
     assert len(mb.card(demo.ALL_TYPES)) == 11
     assert len(asked) == 1 and srv.password not in asked[0]
     mb.close()
+
+
+def test_client_refuses_remote_http_unless_allowed() -> None:
+    """A password never travels in clear text by accident: remote http:// needs an opt-in."""
+    with pytest.raises(errors.ConfigError, match="https"):
+        Client("http://metabase.example.org", "ana@partner.example", "pw")
+    mb = Client("http://metabase.example.org", "ana@partner.example", "pw", allow_http=True)
+    assert mb.settings.allow_http
+    with pytest.warns(errors.MassiveWarning, match="http"):
+        mb.session  # noqa: B018 - the session warns when it is made (no request is sent)
+    assert "pw" not in repr(mb)

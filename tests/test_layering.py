@@ -79,7 +79,17 @@ ALLOWED: dict[str, set[str]] = {
         "progress",
         "token_store",
     },
-    "magics": {"errors", "settings", "refs", "cellparams", "client", "card_picker", "sandbox"},
+    "magic_text": {"errors"},
+    "magics": {
+        "errors",
+        "settings",
+        "refs",
+        "cellparams",
+        "client",
+        "card_picker",
+        "sandbox",
+        "magic_text",
+    },
     # parameters: the picker's inputs read ParameterDecl, the one reading of declarations.
     # magics: only lazily, inside picker(), to borrow the notebook's %massive_login
     # (only magics.py may call get_ipython()); magics imports card_picker lazily too.

@@ -32,7 +32,8 @@ from massive_magic import errors
 from massive_magic.card_picker import PICKER_WORDS, CardPicker
 from massive_magic.cli import CLI_WORDS
 from massive_magic.errors import PYTHON_WORDS, NextStep, Step, render
-from massive_magic.magics import INTERRUPTED, MAGIC_WORDS, MassiveMagics
+from massive_magic.magic_text import INTERRUPTED, MAGIC_WORDS
+from massive_magic.magics import MassiveMagics
 from massive_magic.sandbox import demo
 from massive_magic.settings import (
     ENV_API_KEY,
