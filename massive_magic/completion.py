@@ -211,12 +211,19 @@ def static_values(decl: Mapping[str, Any]) -> list[tuple[Any, str | None]]:
     """``(value, label)`` pairs of a parameter's static value list (label None if bare).
 
     Metabase stores them in ``values_source_config.values`` as bare values or as
-    ``[value]`` / ``[value, label]`` lists.
+    ``[value]`` / ``[value, label]`` lists; ``Client.card_info`` gives them as
+    ``values`` with ``labels`` beside.
     """
     config = decl.get("values_source_config") or {}
     values = config.get("values") if isinstance(config, Mapping) else None
     if not isinstance(values, list):
-        return []
+        values, labels = decl.get("values"), decl.get("labels")
+        if not isinstance(values, list):
+            return []
+        if isinstance(labels, list) and len(labels) == len(values):
+            labelled = zip(values, labels, strict=True)
+            return [(v, None if str(v) == str(text) else str(text)) for v, text in labelled]
+        return [(v, None) for v in values]
     pairs: list[tuple[Any, str | None]] = []
     for item in values:
         if isinstance(item, (list, tuple)):
