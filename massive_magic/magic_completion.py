@@ -78,7 +78,7 @@ class _Known:
     def __init__(self, client: Client) -> None:
         self.client = client
         self.cards: _Background[tuple[CardIndex, dict[int, Any]]] | None = None
-        self.dashboards: _Background[CardIndex] | None = None
+        self.dashboards: _Background[CardIndex | None] | None = None
         self.decls: dict[int, _Background[list[Mapping[str, Any]]]] = {}
 
 
@@ -102,7 +102,7 @@ class MagicCompleter:
         while self.matcher in matchers:
             matchers.remove(self.matcher)
 
-    @context_matcher(priority=_PRIORITY, identifier="massive_magic")  # type: ignore[misc]
+    @context_matcher(priority=_PRIORITY, identifier="massive_magic")
     def matcher(self, context: CompletionContext) -> dict[str, Any]:
         """IPython's Matcher API v2: the completions and the text they replace."""
         try:

@@ -127,8 +127,9 @@ class MassiveMagics(Magics):
         #: Tab completion; it completes only for the client %massive_login made.
         self.completer = MagicCompleter(lambda: self.client)
         # IPython 9's Magics joins shell.configurables itself (so %config finds it); 8.x not.
-        if self.shell is not None and self not in self.shell.configurables:
-            self.shell.configurables.append(self)
+        configurables: list[Any] = self.shell.configurables if self.shell is not None else []
+        if self.shell is not None and self not in configurables:
+            configurables.append(self)
 
     # -- plumbing (not magics) -------------------------------------------------
 

@@ -195,7 +195,7 @@ def dashboard_cards(dashboard: Mapping[str, Any]) -> list[Dashcard]:
     return out
 
 
-class DashboardResult(dict):  # type: ignore[type-arg]
+class DashboardResult(dict[str, "pd.DataFrame"]):
     """``dict[str, DataFrame]`` of a dashboard's cards, plus what went wrong.
 
     A card that fails does not lose the others: its error is in ``.errors`` under
