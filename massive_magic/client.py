@@ -114,6 +114,8 @@ class Client:
         self._lock = threading.RLock()
         self._cards: dict[int, dict[str, Any]] = {}  # GET /api/card/:id, per card
         self._names: dict[int, str] = {}  # card names seen anywhere, for provenance
+        # cards as the card list or a dashboard showed them: name, type, last edit (links)
+        self._seen: dict[int, dict[str, Any]] = {}
         self._dashboards: dict[int, str | None] = {}  # dashboards read: id -> name
 
     # -- identity & session ---------------------------------------------------
@@ -210,7 +212,7 @@ class Client:
             parameters = build_parameters(decls, values, owner=f"Card {cid}")
         with self._lock:
             name = self._names.get(cid)
-            known = self._cards.get(cid)
+            known = self._cards.get(cid) or self._seen.get(cid)
         reader = CardReader(
             self.session,
             QueryTarget(cid),
@@ -225,7 +227,7 @@ class Client:
         try:
             return reader.read()
         finally:
-            if reader.card is not None:
+            if reader.card is not None and reader.card is not known:  # looked up alongside
                 self._remember(cid, reader.card)
 
     def card_info(self, ref: int | str) -> dict[str, Any]:
@@ -246,6 +248,7 @@ class Client:
             for card in found:
                 if isinstance(card.get("id"), int) and isinstance(card.get("name"), str):
                     self._names[card["id"]] = card["name"]
+                    self._seen[card["id"]] = card
         return cards_frame(found)
 
     def _card(self, cid: int, *, refresh: bool = False) -> dict[str, Any]:
@@ -301,6 +304,8 @@ class Client:
             for entry in entries:
                 if entry.card_name:
                     self._names.setdefault(entry.card_id, entry.card_name)
+                if entry.card is not None:
+                    self._seen.setdefault(entry.card_id, dict(entry.card))
         frames: dict[str, pd.DataFrame] = {}
         errors: dict[str, MassiveError] = {}
         if entries:

@@ -192,7 +192,11 @@ class CardReader:
             "elapsed": round(time.monotonic() - started, 3),
             # From the card JSON the name came with: no request of their own.
             **frame_links(
-                self.url, self.target.card_id, self.card, self.parameters, dashboard=self.dashboard
+                self.url,
+                self.target.card_id,
+                self.card or {"name": self.name},
+                self.parameters,
+                dashboard=self.dashboard,
             ),
             "client_version": _client_version(),
         }

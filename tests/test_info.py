@@ -226,6 +226,24 @@ def test_card_url_costs_no_request(srv: Any, client: Client, params: Any) -> Non
     assert second.attrs["massive"]["card_updated_at"] == STAMP
 
 
+def test_card_url_from_the_card_list(srv: Any, client: Client) -> None:
+    """A card the list showed: its name, link and last edit come from the list, and the
+    read is one request (the card's own metadata is not fetched for them)."""
+    client.cards()
+    srv.reset_log()
+    df = client.card(demo.ALL_TYPES)
+    assert [(r.method, r.path) for r in srv.log] == [
+        ("POST", f"/api/card/{demo.ALL_TYPES}/query/api")
+    ]
+    meta = df.attrs["massive"]
+    assert meta["card_url"] == f"{srv.url}/question/{demo.ALL_TYPES}-all-column-types"
+    assert meta["card_updated_at"] == STAMP
+    # the list's entry is not taken for the card's declarations
+    seq = client.card(demo.SEQUENCE, {"rows": 2})
+    assert srv.count("GET", f"/api/card/{demo.SEQUENCE}") == 1
+    assert seq.attrs["massive"]["card_url"].endswith("/question/512-sequence?rows=2")
+
+
 def test_card_url_without_the_card_json_still_opens_the_card(srv: Any, client: Client) -> None:
     srv.faults.fail_next(status=403, path=f"/api/card/{demo.ALL_TYPES}", method="GET")
     df = client.card(demo.ALL_TYPES)
