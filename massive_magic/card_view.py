@@ -29,9 +29,10 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .links import card_url
+from .links import card_url, edited_at
 
 __all__ = [
+    "CardInfoView",
     "column_dtypes",
     "edit_facts",
     "editor_name",
@@ -53,9 +54,8 @@ def edit_facts(card: Mapping[str, Any]) -> dict[str, Any]:
     is ``last-edit-info.timestamp``, else ``updated_at``.
     """
     info = card.get("last-edit-info")
-    info = info if isinstance(info, Mapping) else {}
-    when = info.get("timestamp") or card.get("updated_at")
-    return {"updated_at": when, "last_edited_by": editor_name(info) or None}
+    who = editor_name(info) if isinstance(info, Mapping) else ""
+    return {"updated_at": edited_at(card), "last_edited_by": who or None}
 
 
 def editor_name(who: Any) -> str:
@@ -299,3 +299,28 @@ def render_card_info_text(info: Mapping[str, Any], *, server: str | None = None)
     if columns:
         lines.extend(_text_table(_COLUMN_HEADERS, columns))
     return "\n".join(lines) + "\n"
+
+
+class CardInfoView:
+    """What ``%massive_info`` displays: HTML in a notebook, aligned text in a terminal.
+
+    IPython asks an object for every representation it has (``_repr_html_`` for
+    ``text/html``, ``_repr_pretty_`` for ``text/plain``); the front end shows the
+    richest one it can, so one display works in Jupyter and in a terminal alike.
+    """
+
+    def __init__(self, info: Mapping[str, Any], *, server: str | None = None) -> None:
+        self.info = info
+        self.server = server
+
+    def _repr_html_(self) -> str:
+        return render_card_info_html(self.info, server=self.server)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+    def __str__(self) -> str:
+        return render_card_info_text(self.info, server=self.server).rstrip("\n")
+
+    def __repr__(self) -> str:
+        return str(self)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .card_answers import QueryTarget
 from .errors import AuthError, ConfigError, MassiveError, MassiveWarning
+from .links import merge_params, parse_card_url, parse_dashboard_url
 from .metadata import (
     DashboardResult,
     card_summary,
@@ -37,7 +38,6 @@ from .metadata import (
 from .parameters import build_parameters
 from .progress import CardsProgress
 from .reader import CardReader, run_query
-from .refs import card_id, dashboard_id
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -114,6 +114,9 @@ class Client:
         self._lock = threading.RLock()
         self._cards: dict[int, dict[str, Any]] = {}  # GET /api/card/:id, per card
         self._names: dict[int, str] = {}  # card names seen anywhere, for provenance
+        # cards as the card list or a dashboard showed them: name, type, last edit (links)
+        self._seen: dict[int, dict[str, Any]] = {}
+        self._dashboards: dict[int, str | None] = {}  # dashboards read: id -> name
 
     # -- identity & session ---------------------------------------------------
 
@@ -176,9 +179,11 @@ class Client:
     ) -> pd.DataFrame:
         """The complete result of card ``ref`` as a typed DataFrame.
 
-        ``ref``: 484, ``"484-daily-earnings"`` or the card's URL. ``params``: values
-        keyed by parameter slug or display name (dates, ``(start, end)`` ranges,
-        lists, Metabase date strings such as ``"past30days"``; ``None`` = no filter).
+        ``ref``: 484, ``"484-daily-earnings"`` or the card's URL; filters in the
+        URL's query string (``?country=DE&country=GB``, as Metabase writes them)
+        are read as parameters. ``params``: values keyed by parameter slug or
+        display name (dates, ``(start, end)`` ranges, lists, Metabase date strings
+        such as ``"past30days"``; ``None`` = no filter); they override the URL's.
         ``limit`` keeps the first rows only; ``refresh=True`` re-reads the card's
         parameter declarations and bypasses Metabase's result cache.
 
@@ -188,22 +193,26 @@ class Client:
         instead, which may answer from the cache (unless ``refresh=True``).
 
         ``df.attrs["massive"]`` records where the frame came from: url, card_id,
-        name, parameters, row_count, fetched_at, elapsed, source (query/api/csv)
-        and truncated. The name is fetched alongside the first query of a card
+        name, parameters, row_count, fetched_at, elapsed, source (query/api/csv),
+        truncated, card_url (the card's link with the parameters sent: open it, or
+        pass it back to ``card()``), card_updated_at and client_version. The name
+        (and card_url's slug) is fetched alongside the first query of a card
         (a concurrent ``GET /api/card/:id``, so no extra wait) and remembered;
         it is None if that lookup failed. The Client's read timeout bounds the
         whole read, not only the wait between two bytes.
         """
-        cid = card_id(ref)
+        _, cid, from_url = parse_card_url(ref)
         limit = _check_limit(limit)
         parameters: list[dict[str, Any]] = []
         if params is not None and not isinstance(params, Mapping):
             build_parameters([], params)  # raises ParameterError: not a mapping
-        if params:
-            card = self._card(cid, refresh=refresh)
-            parameters = build_parameters(card.get("parameters") or [], params, owner=f"Card {cid}")
+        if params or from_url:
+            decls = self._card(cid, refresh=refresh).get("parameters") or []
+            values = merge_params(from_url, params, decls)
+            parameters = build_parameters(decls, values, owner=f"Card {cid}")
         with self._lock:
             name = self._names.get(cid)
+            known = self._cards.get(cid) or self._seen.get(cid)
         reader = CardReader(
             self.session,
             QueryTarget(cid),
@@ -213,16 +222,24 @@ class Client:
             progress=self.progress,
             name=name,
             look_up_name=name is None,  # not part of a query answer: fetched alongside
+            card=known,
         )
         try:
             return reader.read()
         finally:
-            if reader.card is not None:
+            if reader.card is not None and reader.card is not known:  # looked up alongside
                 self._remember(cid, reader.card)
 
     def card_info(self, ref: int | str) -> dict[str, Any]:
-        """id, name, description, collection, type, parameters and columns of a card."""
-        return card_summary(self._card(card_id(ref)))
+        """What card ``ref`` is, as ``%massive_info`` shows it (one request, then cached).
+
+        Keys: id, name, description, collection, type, url (its Metabase link),
+        updated_at and last_edited_by, parameters (slug, name, type, default,
+        required, values when Metabase lists them) and columns (name,
+        display_name, Metabase type, and the pandas dtype it becomes).
+        """
+        _, cid, _ = parse_card_url(ref)
+        return card_summary(self._card(cid), server=self.url, details=True)
 
     def cards(self) -> pd.DataFrame:
         """Every card you can read: id, name, collection, type, description."""
@@ -231,6 +248,7 @@ class Client:
             for card in found:
                 if isinstance(card.get("id"), int) and isinstance(card.get("name"), str):
                     self._names[card["id"]] = card["name"]
+                    self._seen[card["id"]] = card
         return cards_frame(found)
 
     def _card(self, cid: int, *, refresh: bool = False) -> dict[str, Any]:
@@ -251,6 +269,12 @@ class Client:
 
     # -- dashboards -----------------------------------------------------------
 
+    @property
+    def dashboards_read(self) -> dict[int, str | None]:
+        """Dashboards this Client has read, id -> name (completion offers them)."""
+        with self._lock:
+            return dict(self._dashboards)
+
     def dashboard(
         self,
         ref: int | str,
@@ -260,23 +284,28 @@ class Client:
     ) -> DashboardResult:
         """Every card of a dashboard, fetched concurrently, keyed by card name.
 
-        ``params`` are the dashboard's filters, by name or slug. Names repeat as
+        ``params`` are the dashboard's filters, by name or slug; those in a
+        dashboard URL's query string count too (``params`` win). Names repeat as
         "Name (2)". A card that fails does not lose the others: its error is kept
         in ``result.errors`` under its name and a warning names it;
         ``result.raise_errors()`` raises it.
         """
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
             raise ConfigError(f"max_workers must be a positive integer, not {max_workers!r}.")
-        did = dashboard_id(ref)
+        _, did, from_url = parse_dashboard_url(ref)
         dash = fetch_dashboard(self.session, did)
-        parameters = build_parameters(
-            dash.get("parameters") or [], params, owner=f"Dashboard {did}"
-        )
+        decls = dash.get("parameters") or []
+        if from_url and (params is None or isinstance(params, Mapping)):
+            params = merge_params(from_url, params, decls)
+        parameters = build_parameters(decls, params, owner=f"Dashboard {did}")
         entries = dashboard_cards(dash)
         with self._lock:
+            self._dashboards[did] = dash.get("name") if isinstance(dash.get("name"), str) else None
             for entry in entries:
                 if entry.card_name:
                     self._names.setdefault(entry.card_id, entry.card_name)
+                if entry.card is not None:
+                    self._seen.setdefault(entry.card_id, dict(entry.card))
         frames: dict[str, pd.DataFrame] = {}
         errors: dict[str, MassiveError] = {}
         if entries:
@@ -296,6 +325,8 @@ class Client:
                         parameters,
                         progress=False,
                         name=e.card_name,
+                        card=dict(e.card) if e.card is not None else None,
+                        dashboard=dash,
                     ): e
                     for e in entries
                 }

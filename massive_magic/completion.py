@@ -64,6 +64,7 @@ _DATE_SHORTCUTS = (
     "lastmonth",
     "lastyear",
 )
+_NUMBER = re.compile(r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?$")
 _TEMPORAL_UNITS = ("minute", "hour", "day", "week", "month", "quarter", "year")
 
 
@@ -211,12 +212,19 @@ def static_values(decl: Mapping[str, Any]) -> list[tuple[Any, str | None]]:
     """``(value, label)`` pairs of a parameter's static value list (label None if bare).
 
     Metabase stores them in ``values_source_config.values`` as bare values or as
-    ``[value]`` / ``[value, label]`` lists.
+    ``[value]`` / ``[value, label]`` lists; ``Client.card_info`` gives them as
+    ``values`` with ``labels`` beside.
     """
     config = decl.get("values_source_config") or {}
     values = config.get("values") if isinstance(config, Mapping) else None
     if not isinstance(values, list):
-        return []
+        values, labels = decl.get("values"), decl.get("labels")
+        if not isinstance(values, list):
+            return []
+        if isinstance(labels, list) and len(labels) == len(values):
+            labelled = zip(values, labels, strict=True)
+            return [(v, None if str(v) == str(text) else str(text)) for v, text in labelled]
+        return [(v, None) for v in values]
     pairs: list[tuple[Any, str | None]] = []
     for item in values:
         if isinstance(item, (list, tuple)):
@@ -232,7 +240,7 @@ def static_values(decl: Mapping[str, Any]) -> list[tuple[Any, str | None]]:
 def complete_parameter_values(
     decl: Mapping[str, Any], prefix: str, *, in_list: bool = False
 ) -> list[str]:
-    """Values for ``decl`` that ``prefix`` starts (the value, or a word of its label).
+    """Values for ``decl`` that ``prefix`` starts (the value, or a word of its label or text).
 
     The static list first, then the declared default, then for a date widget
     Metabase's relative dates, for a boolean ``true``/``false``, for a temporal unit
@@ -242,10 +250,12 @@ def complete_parameter_values(
     """
     typed = prefix.strip().strip('"').casefold()
     candidates: list[tuple[Any, str | None]] = static_values(decl)
+    family = str(decl.get("type") or "").split("/", 1)[0]
     default = decl.get("default")
+    if family == "number" and isinstance(default, str) and _NUMBER.match(default.strip()):
+        default = json.loads(default.strip())  # "10" from Metabase: offered as the number 10
     if default is not None and not isinstance(default, (list, dict)):
         candidates.append((default, None))
-    family = str(decl.get("type") or "").split("/", 1)[0]
     if family == "date" and decl.get("type") not in ("date/month-year", "date/quarter-year"):
         candidates.extend((text, None) for text in _DATE_SHORTCUTS)
     elif family == "boolean":
@@ -256,7 +266,9 @@ def complete_parameter_values(
     for value, label in candidates:
         text = _json_item(value) if in_list else _cell_text(value)
         plain = text.strip('"').casefold()
-        words = re.split(r"\W+", (label or "").casefold())
+        # words of the label, else of a text value ("weath" finds "Lumen Weather")
+        named = label if label is not None else (value if isinstance(value, str) else "")
+        words = re.split(r"\W+", named.casefold())
         if (plain.startswith(typed) or any(w.startswith(typed) for w in words if w)) and (
             text not in found
         ):

@@ -36,6 +36,8 @@ from .refs import card_id, dashboard_id, url_origin
 __all__ = [
     "card_url",
     "dashboard_url",
+    "edited_at",
+    "frame_links",
     "merge_params",
     "parse_card_url",
     "parse_dashboard_url",
@@ -124,6 +126,55 @@ def query_string(
         items = value if isinstance(value, (list, tuple)) else [value]
         pairs.extend(f"{key}={quote(_url_text(item), safe=':~')}" for item in items)
     return "&".join(pairs)
+
+
+def edited_at(card: Mapping[str, Any] | None) -> str | None:
+    """When the card was last changed: ``last-edit-info.timestamp``, else ``updated_at``."""
+    if not isinstance(card, Mapping):
+        return None
+    info = card.get("last-edit-info")
+    when = (info.get("timestamp") if isinstance(info, Mapping) else None) or card.get("updated_at")
+    return str(when) if when else None
+
+
+def frame_links(
+    server: str,
+    card_id: int,
+    card: Mapping[str, Any] | None,
+    parameters: Sequence[Mapping[str, Any]],
+    *,
+    dashboard: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The link facts of a frame's provenance: ``card_url``, ``card_updated_at``, ``dashboard_url``.
+
+    ``card``: ``GET /api/card/:id`` (or a dashcard's embedded card), None if unknown:
+    the link is then made of the id and the parameter objects alone. Read through a
+    ``dashboard`` (its ``GET /api/dashboard/:id``), the parameters are the dashboard's
+    filters: they go on ``dashboard_url``, and ``card_url`` opens the card alone.
+    """
+    card = card if isinstance(card, Mapping) else {}
+    name = card.get("name") if isinstance(card.get("name"), str) else None
+    kind = card.get("type") if card.get("type") in ("question", "model", "metric") else "question"
+    if dashboard is None:
+        url = card_url(server, card_id, name, parameters, declarations=_decls(card), kind=str(kind))
+        return {"card_url": url, "card_updated_at": edited_at(card), "dashboard_url": None}
+    board = dashboard_url(
+        server,
+        int(dashboard.get("id") or 0),
+        dashboard.get("name") if isinstance(dashboard.get("name"), str) else None,
+        parameters,
+        declarations=_decls(dashboard),
+    )
+    return {
+        "card_url": card_url(server, card_id, name, kind=str(kind)),
+        "card_updated_at": edited_at(card),
+        "dashboard_url": board,
+    }
+
+
+def _decls(owner: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    found = owner.get("parameters")
+    return [d for d in found if isinstance(d, Mapping)] if isinstance(found, list) else []
 
 
 def _id_slug(ident: int, name: str | None) -> str:

@@ -6,6 +6,7 @@ change happens here only.
 
 from __future__ import annotations
 
+import html
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,10 +18,12 @@ __all__ = [
     "MAGIC_WORDS",
     "NOT_LOGGED_IN",
     "PlainWarnings",
+    "Summary",
     "card_name",
     "describe_dashboard",
     "describe_frame",
     "describe_login",
+    "frame_summary",
 ]
 
 NOT_LOGGED_IN = "Not logged in. Run %massive_login first (or %massive_login --sandbox to try)."
@@ -77,6 +80,39 @@ def describe_frame(var: str, df: Any, name: str, seconds: float) -> str:
     """``daily: 1,234 rows x 5 columns from 'Daily earnings' in 0.42 s``."""
     rows, cols = df.shape
     return f"{var}: {rows:,} rows x {cols} columns from {name!r} in {seconds:.2f} s"
+
+
+class Summary:
+    """A summary line: plain text in a terminal, with a link in a notebook.
+
+    Displayed, IPython offers both ``text/plain`` (``__repr__``) and ``text/html``
+    (``_repr_html_``): Jupyter shows the link, a terminal the same words.
+    """
+
+    def __init__(self, text: str, link_text: str = "", url: str | None = None) -> None:
+        self.text = text
+        self.link_text = link_text
+        self.url = url
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_html_(self) -> str:
+        words = html.escape(self.text)
+        url = self.url or ""
+        if self.link_text and url.lower().startswith(("https://", "http://")):
+            shown = html.escape(self.link_text)
+            link = f'<a href="{html.escape(url)}" target="_blank" rel="noopener">{shown}</a>'
+            words = words.replace(shown, link, 1)
+        return f'<pre class="massive-summary">{words}</pre>'
+
+
+def frame_summary(var: str, df: Any, seconds: float) -> Summary:
+    """:func:`describe_frame`'s line, the card's name linked to ``attrs["massive"]["card_url"]``
+    (the card with the parameters sent)."""
+    name = card_name(df)
+    meta = df.attrs.get("massive") or {}
+    return Summary(describe_frame(var, df, name, seconds), repr(name), meta.get("card_url"))
 
 
 def describe_dashboard(var: str, result: Any, seconds: float) -> str:

@@ -1,5 +1,6 @@
 """IPython magics: ``%massive_login``, ``%massive_card``/``%%massive_card``, ``%massive_cards``,
-``%massive_dashboard``/``%%massive_dashboard``, ``%massive_logout``.
+``%massive_info``, ``%massive_dashboard``/``%%massive_dashboard``, ``%massive_logout``, and
+Tab completion of their references and parameters (:mod:`~massive_magic.magic_completion`).
 
 A thin shell in the manner of IPython's own ``storemagic``/``autoreload``: each
 magic parses its line, calls :class:`massive_magic.Client`, turns expected
@@ -39,15 +40,15 @@ from traitlets import Bool, Float, Integer, Unicode
 
 from .cellparams import expand_vars, parse_cell
 from .errors import AuthError, MassiveError, NextStep, Step, render
+from .magic_completion import MagicCompleter
 from .magic_text import (
     INTERRUPTED,
     MAGIC_WORDS,
     NOT_LOGGED_IN,
     PlainWarnings,
-    card_name,
     describe_dashboard,
-    describe_frame,
     describe_login,
+    frame_summary,
 )
 
 if TYPE_CHECKING:
@@ -123,9 +124,12 @@ class MassiveMagics(Magics):
         self.client: Client | None = None
         self.sandbox: Any = None  # massive_magic.sandbox server, when --sandbox started one
         self.plain_warnings: PlainWarnings | None = None  # installed by load_ipython_extension
+        #: Tab completion; it completes only for the client %massive_login made.
+        self.completer = MagicCompleter(lambda: self.client)
         # IPython 9's Magics joins shell.configurables itself (so %config finds it); 8.x not.
-        if self.shell is not None and self not in self.shell.configurables:
-            self.shell.configurables.append(self)
+        configurables: list[Any] = self.shell.configurables if self.shell is not None else []
+        if self.shell is not None and self not in configurables:
+            configurables.append(self)
 
     # -- plumbing (not magics) -------------------------------------------------
 
@@ -233,6 +237,8 @@ class MassiveMagics(Magics):
         if self.plain_warnings is not None:
             self.plain_warnings.remove()
             self.plain_warnings = None
+        if self.shell is not None:
+            self.completer.remove(self.shell)
         self._replace_client(None)
         if self.sandbox is not None:
             self.sandbox.stop()
@@ -316,16 +322,21 @@ class MassiveMagics(Magics):
         """Read a Metabase card into a pandas DataFrame.
 
         Without -o the DataFrame is the cell's result; with -o VAR it is stored in
-        VAR and one summary line is printed. As a cell magic, the body holds the
-        card's parameters, one ``name = value`` per line: JSON literals or bare
-        strings, ``#`` comments, and ``{var}`` for a notebook variable (the object
-        itself when it is the whole value, formatted in otherwise).
+        VAR and one summary line is printed (in a notebook the card's name links to
+        it in Metabase, with the parameters sent). A card URL copied from Metabase
+        brings its filters (``?country=DE&country=GB``); the cell body's win.
+        As a cell magic, the body holds the card's parameters, one ``name = value``
+        per line: JSON literals or bare strings, ``#`` comments, and ``{var}`` for a
+        notebook variable (the object itself when it is the whole value, formatted
+        in otherwise). Tab completes the reference (an id, or any word of the
+        card's name) and, in the body, parameter names and the values Metabase lists.
 
         Examples::
 
             %massive_card 484
             %massive_card https://massive.metabaseapp.com/question/484-daily -o daily
             %massive_card 484 --limit 100 --refresh
+            %massive_card https://massive.metabaseapp.com/question/497-x?country=DE&country=GB
 
             %%massive_card 497 -o europe
             Date = {march}                # a (start, end) tuple of dates from the notebook
@@ -343,8 +354,37 @@ class MassiveMagics(Magics):
         if not args.output:
             return df
         if self._store(args, df):
-            print(describe_frame(args.output, df, card_name(df), seconds))
+            _show(frame_summary(args.output, df, seconds))  # the card's name links to it
         return None
+
+    @magic_arguments()
+    @argument("ref", help="Card id, 'id-slug' or the card's URL; {var} takes it from Python.")
+    @no_var_expand
+    @line_magic
+    def massive_info(self, line: str) -> None:
+        """Show what a card is, without running it: one request, then cached.
+
+        Its name, description, collection, who last edited it and when, a link to
+        open it in Metabase, its parameters (slug, display name, type, default,
+        required, allowed values) and its columns with their Metabase types and
+        the pandas dtypes they become. A table in a notebook, text in a terminal;
+        ``massive_magic.Client().card_info(ref)`` gives the same facts as a dict.
+        Tab after ``%massive_info `` completes card references.
+
+        Examples::
+
+            %massive_info 497
+            %massive_info https://massive.metabaseapp.com/question/497-earnings-by-country
+        """
+        from .card_view import CardInfoView
+
+        args = parse_argstring(self.massive_info, line)
+        ns = self.shell.user_ns if self.shell is not None else {}
+        with self._translate():
+            ref = expand_vars(args.ref, ns, where="Card reference")
+            client = self._current_client()
+            info = client.card_info(ref)
+        _show(CardInfoView(info, server=client.url))
 
     @magic_arguments()
     @argument("ref", help="Dashboard id or URL; {var} takes it from Python.")
@@ -408,6 +448,13 @@ class MassiveMagics(Magics):
             return picker(client, set_next_input=shell.set_next_input, namespace=shell.user_ns)
 
 
+def _show(value: Any) -> None:
+    """Display ``value`` with all its representations (HTML in Jupyter, text in a terminal)."""
+    from IPython.display import display
+
+    display(value)
+
+
 def _require_user(settings: Settings) -> None:
     """A login needs an e-mail or an API key: say how to give one before trying."""
     if settings.username or settings.api_key:
@@ -453,6 +500,7 @@ def load_ipython_extension(ipython: InteractiveShell) -> None:
         ipython.register_magics(magics)
         magics.plain_warnings = PlainWarnings(warnings.formatwarning)
         warnings.formatwarning = magics.plain_warnings
+        magics.completer.install(ipython)
 
 
 def unload_ipython_extension(ipython: InteractiveShell) -> None:

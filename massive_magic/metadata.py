@@ -9,12 +9,14 @@ errors that name the card or dashboard, and the pure summaries built from them:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .card_answers import QueryTarget, as_object, card_errors, server_url
+from .card_view import column_dtypes, edit_facts
 from .errors import AccessDenied, DashboardNotFound, MassiveError, NotFound, ResponseError
 from .frames import FrameBuilder
+from .links import card_url
 from .parameters import declarations
 from .session import read_json
 
@@ -32,6 +34,7 @@ __all__ = [
     "fetch_card",
     "fetch_dashboard",
     "list_cards",
+    "list_dashboards",
 ]
 
 
@@ -55,6 +58,21 @@ def list_cards(session: MetabaseSession) -> list[dict[str, Any]]:
     return [c for c in cards if isinstance(c, dict)]
 
 
+def list_dashboards(session: MetabaseSession) -> list[dict[str, Any]]:
+    """``GET /api/dashboard/?f=all``: the dashboards this user can read (for completion).
+
+    Newer Metabase versions may not serve it (404): callers fall back on what they know.
+    """
+    response = session.request("GET", "/api/dashboard/", params={"f": "all"})
+    found = read_json(response)
+    if not isinstance(found, list):
+        raise ResponseError(
+            "Metabase answered /api/dashboard/ with something other than a list.",
+            url=server_url(session),
+        )
+    return [d for d in found if isinstance(d, dict)]
+
+
 def fetch_dashboard(session: MetabaseSession, dashboard_id: int) -> dict[str, Any]:
     """``GET /api/dashboard/:id`` with errors that name the dashboard."""
     url = server_url(session)
@@ -74,8 +92,16 @@ def fetch_dashboard(session: MetabaseSession, dashboard_id: int) -> dict[str, An
     return as_object(read_json(response), f"/api/dashboard/{dashboard_id}")
 
 
-def card_summary(card: Mapping[str, Any]) -> dict[str, Any]:
-    """What a notebook user wants to know about a card, from ``GET /api/card/:id``."""
+def card_summary(
+    card: Mapping[str, Any], *, server: str | None = None, details: bool = False
+) -> dict[str, Any]:
+    """What a notebook user wants to know about a card, from ``GET /api/card/:id``.
+
+    ``details=True`` (``Client.card_info``) adds who last edited it and when
+    (``last_edited_by``, ``updated_at``) and each column's pandas ``dtype``; a
+    ``server`` adds ``url``, the card's Metabase link. The card list leaves them
+    out: working out dtypes for every card would cost more than the list itself.
+    """
     collection = card.get("collection")
     parameters = [decl.info() for decl in declarations(card)]
     columns = [
@@ -86,7 +112,7 @@ def card_summary(card: Mapping[str, Any]) -> dict[str, Any]:
         }
         for col in card.get("result_metadata") or []
     ]
-    return {
+    summary: dict[str, Any] = {
         "id": card.get("id"),
         "name": card.get("name"),
         "description": card.get("description"),
@@ -95,6 +121,14 @@ def card_summary(card: Mapping[str, Any]) -> dict[str, Any]:
         "parameters": parameters,
         "columns": columns,
     }
+    if server is not None and isinstance(card.get("id"), int):
+        kind = summary["type"] if summary["type"] in ("question", "model", "metric") else "question"
+        summary["url"] = card_url(server, card["id"], card.get("name"), kind=kind)
+    if details:
+        summary.update(edit_facts(card))
+        for column, dtype in zip(columns, column_dtypes(columns), strict=True):
+            column["dtype"] = dtype
+    return summary
 
 
 _CARD_LIST_COLS = [
@@ -128,6 +162,8 @@ class Dashcard:
     dashcard_id: int
     card_id: int
     card_name: str | None
+    #: The dashcard's embedded card (``name``, ``type``, ``parameters``, ``updated_at``).
+    card: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 def dashboard_cards(dashboard: Mapping[str, Any]) -> list[Dashcard]:
@@ -154,11 +190,12 @@ def dashboard_cards(dashboard: Mapping[str, Any]) -> list[Dashcard]:
             seen[base] += 1
             key = f"{base} ({seen[base]})"
         seen.setdefault(key, 1)
-        out.append(Dashcard(key, int(dashcard["id"]), int(dashcard["card_id"]), name))
+        embedded = card if isinstance(card, dict) else None
+        out.append(Dashcard(key, int(dashcard["id"]), int(dashcard["card_id"]), name, embedded))
     return out
 
 
-class DashboardResult(dict):  # type: ignore[type-arg]
+class DashboardResult(dict[str, "pd.DataFrame"]):
     """``dict[str, DataFrame]`` of a dashboard's cards, plus what went wrong.
 
     A card that fails does not lose the others: its error is in ``.errors`` under

@@ -37,6 +37,8 @@ the provenance in ``attrs["massive"]``.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.metadata
 import json
 import threading
 import time
@@ -68,6 +70,7 @@ from .errors import (
     Step,
 )
 from .frames import FrameBuilder, frame_from_csv, frame_from_result
+from .links import frame_links
 from .metadata import fetch_card
 from .prefetch import DeadlinePassed, Prefetch
 from .progress import ReadProgress
@@ -127,6 +130,8 @@ class CardReader:
         progress: bool = True,
         name: str | None = None,
         look_up_name: bool = False,
+        card: dict[str, Any] | None = None,
+        dashboard: dict[str, Any] | None = None,
     ) -> None:
         self.session = session
         self.target = target
@@ -138,8 +143,10 @@ class CardReader:
         self.url = server_url(session)
         settings = getattr(session, "settings", None)
         self.timeout: float | None = getattr(settings, "read_timeout", None)
-        #: ``GET /api/card/:id``, when the name was looked up and the lookup succeeded.
-        self.card: dict[str, Any] | None = None
+        #: ``GET /api/card/:id``: given (known already), or looked up with the name.
+        self.card: dict[str, Any] | None = card
+        #: ``GET /api/dashboard/:id`` when the card is read through a dashboard (links).
+        self.dashboard = dashboard
         self._bar = ReadProgress(progress, name or target.label)
         self._deadline: float | None = None
         self._form = {
@@ -183,6 +190,15 @@ class CardReader:
             "results_timezone": fetched.results_timezone,
             "fetched_at": fetched_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
             "elapsed": round(time.monotonic() - started, 3),
+            # From the card JSON the name came with: no request of their own.
+            **frame_links(
+                self.url,
+                self.target.card_id,
+                self.card or {"name": self.name},
+                self.parameters,
+                dashboard=self.dashboard,
+            ),
+            "client_version": _client_version(),
         }
         return frame
 
@@ -443,12 +459,30 @@ def run_query(
     refresh: bool = False,
     progress: bool = True,
     name: str | None = None,
+    card: dict[str, Any] | None = None,
+    dashboard: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """The complete result of ``target`` as a typed frame (a :class:`CardReader`'s read)."""
     reader = CardReader(
-        session, target, parameters, limit=limit, refresh=refresh, progress=progress, name=name
+        session,
+        target,
+        parameters,
+        limit=limit,
+        refresh=refresh,
+        progress=progress,
+        name=name,
+        card=card,
+        dashboard=dashboard,
     )
     return reader.read()
+
+
+@functools.cache
+def _client_version() -> str | None:
+    """This package's installed version, for the provenance (None from a bare checkout)."""
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        return importlib.metadata.version("massive-magic")
+    return None
 
 
 def _data_of(answer: dict[str, Any]) -> dict[str, Any]:

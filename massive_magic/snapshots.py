@@ -83,6 +83,10 @@ PROVENANCE = (
     "results_timezone",
     "fetched_at",
     "elapsed",
+    "card_url",
+    "card_updated_at",
+    "dashboard_url",
+    "client_version",
 )
 
 

@@ -148,7 +148,12 @@ def test_card_info(srv: Any, client: Client) -> None:
         "bandwidth_gb",
         "earnings_usd",
     ]
-    assert info["columns"][0] == {"name": "day", "display_name": "Day", "type": "type/Date"}
+    assert info["columns"][0] == {
+        "name": "day",
+        "display_name": "Day",
+        "type": "type/Date",
+        "dtype": "datetime64[us]",
+    }
 
 
 def test_card_info_is_cached(srv: Any, client: Client) -> None:

@@ -55,7 +55,15 @@ ALLOWED: dict[str, set[str]] = {
     "prefetch": set(),
     "progress": set(),
     "card_answers": {"errors"},
-    "metadata": {"errors", "frames", "session", "card_answers", "parameters"},
+    "metadata": {
+        "errors",
+        "frames",
+        "session",
+        "card_answers",
+        "parameters",
+        "links",
+        "card_view",
+    },
     "reader": {
         "errors",
         "frames",
@@ -65,6 +73,7 @@ ALLOWED: dict[str, set[str]] = {
         "metadata",
         "prefetch",
         "progress",
+        "links",
     },
     "client": {
         "errors",
@@ -78,8 +87,11 @@ ALLOWED: dict[str, set[str]] = {
         "reader",
         "progress",
         "token_store",
+        "links",
     },
     "magic_text": {"errors"},
+    # IPython's completer API over completion.py; reads lists through metadata, lazily.
+    "magic_completion": {"errors", "refs", "parameters", "completion", "client", "metadata"},
     "magics": {
         "errors",
         "settings",
@@ -89,6 +101,8 @@ ALLOWED: dict[str, set[str]] = {
         "card_picker",
         "sandbox",
         "magic_text",
+        "magic_completion",
+        "card_view",
     },
     # parameters: the picker's inputs read ParameterDecl, the one reading of declarations.
     # magics: only lazily, inside picker(), to borrow the notebook's %massive_login
@@ -101,7 +115,7 @@ ALLOWED: dict[str, set[str]] = {
 HOMES: dict[str, set[str]] = {
     "requests": {"session", "answers"},
     "urllib3": {"session", "answers"},
-    "IPython": {"magics"},
+    "IPython": {"magics", "magic_completion"},
     "ipywidgets": {"card_picker"},
     "nbclient": {"cli"},
     "polars": {"frames"},

@@ -16,6 +16,8 @@ from massive_magic.errors import BadCardRef, ParameterError, Step
 from massive_magic.links import (
     card_url,
     dashboard_url,
+    edited_at,
+    frame_links,
     merge_params,
     parse_card_url,
     parse_dashboard_url,
@@ -155,6 +157,48 @@ def test_dashboard_url() -> None:
     assert dashboard_url(SERVER, 12, None, built[:1]) == (
         f"{SERVER}/dashboard/12?{demo.DASH_DATE_PARAM}=Q1-2024"
     )
+
+
+def test_frame_links_of_a_card_read() -> None:
+    card = {"id": 497, "name": "Earnings by country", "type": "model", "parameters": DECLS}
+    card["updated_at"] = "2024-01-01T00:00:00Z"
+    built = build_parameters(DECLS, {"country": ["DE", "GB"], "min_earnings": 5})
+    assert frame_links(SERVER, 497, card, built) == {
+        "card_url": SERVER + "/model/497-earnings-by-country?country=DE&country=GB&min_earnings=5",
+        "card_updated_at": "2024-01-01T00:00:00Z",
+        "dashboard_url": None,
+    }
+    # without the card's JSON: the id, and the keys the parameter objects name
+    assert frame_links(SERVER, 497, None, built)["card_url"] == (
+        SERVER + "/question/497?country=DE&country=GB&min_earnings=5"
+    )
+    assert frame_links(SERVER, 497, {"name": "X y"}, [])["card_url"] == SERVER + "/question/497-x-y"
+
+
+def test_frame_links_of_a_dashboard_read() -> None:
+    decls = [{"id": "d1", "slug": "date", "name": "Date", "type": "date/all-options"}]
+    dash = {"id": 12, "name": "Partner overview", "parameters": decls}
+    built = build_parameters(decls, {"Date": "Q1-2024"})
+    links = frame_links(SERVER, 484, {"name": "Daily"}, built, dashboard=dash)
+    assert links == {
+        "card_url": SERVER + "/question/484-daily",  # the filters are the dashboard's
+        "card_updated_at": None,
+        "dashboard_url": SERVER + "/dashboard/12-partner-overview?date=Q1-2024",
+    }
+
+
+@pytest.mark.parametrize(
+    ("card", "expected"),
+    [
+        ({"last-edit-info": {"timestamp": "B"}, "updated_at": "A"}, "B"),
+        ({"last-edit-info": None, "updated_at": "A"}, "A"),
+        ({"last-edit-info": {"timestamp": None}}, None),
+        ({}, None),
+        (None, None),
+    ],
+)
+def test_edited_at(card: Any, expected: str | None) -> None:
+    assert edited_at(card) == expected
 
 
 # -- links -> values ----------------------------------------------------------------

@@ -48,6 +48,7 @@ MAGIC_NAMES = (
     "massive_logout",
     "massive_card",
     "massive_cards",
+    "massive_info",
     "massive_dashboard",
 )
 

@@ -77,7 +77,8 @@ def test_notebook_runs_against_the_sandbox(
 
 
 def test_quickstart_outputs(executed: Callable[[Path], NotebookRun]) -> None:
-    """The tour shows what it promises: login line, typed table, summary, chart, dashboard."""
+    """The tour shows what it promises: login line, typed table, summary, card info, the
+    card's link, chart, dashboard."""
     run = executed(NOTEBOOKS / "quickstart.ipynb")
     assert run.ok, run.error
     nb = nbformat.read(run.output, as_version=4)
@@ -86,6 +87,9 @@ def test_quickstart_outputs(executed: Callable[[Path], NotebookRun]) -> None:
     assert "daily: 14,640 rows x 7 columns from 'Daily earnings by app' in " in text
     assert "europe: " in text and "from 'Earnings by country (filtered)'" in text
     assert "datetime64" in text  # daily.dtypes: dates are dates
+    assert "massive-card-info" in text and "Open in Metabase" in text  # %massive_info 497
+    assert "/question/497-earnings-by-country-filtered?date=2024-03-01~2024-03-31" in text
+    assert "/question/484-daily-earnings-by-app" in text  # the -o summary's link
     assert any("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])), (
         "no chart"
     )
