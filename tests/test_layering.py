@@ -34,9 +34,10 @@ ALLOWED: dict[str, set[str]] = {
     "builder": {"errors", "gcpause", "converters", "typetable"},
     "frames": {"errors", "converters", "typetable", "builder"},
     "rowstream": {"errors", "gcpause"},
-    "parameters": {"errors"},
+    "declarations": {"errors"},
+    "parameters": {"errors", "declarations"},
     "cellparams": {"errors"},
-    "links": {"errors", "refs", "parameters"},
+    "links": {"errors", "refs", "declarations", "parameters"},
     "completion": {"errors", "refs", "parameters", "links"},
     "card_view": {"errors", "refs", "parameters", "links", "frames"},
     "session": {
@@ -55,7 +56,7 @@ ALLOWED: dict[str, set[str]] = {
     "prefetch": set(),
     "progress": set(),
     "card_answers": {"errors"},
-    "metadata": {"errors", "frames", "session", "card_answers", "parameters"},
+    "metadata": {"errors", "frames", "session", "card_answers", "declarations", "parameters"},
     "reader": {
         "errors",
         "frames",
