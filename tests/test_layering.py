@@ -91,10 +91,23 @@ ALLOWED: dict[str, set[str]] = {
         "sandbox",
         "magic_text",
     },
-    # parameters: the picker's inputs read ParameterDecl, the one reading of declarations.
+    # picker_inputs: the picker's inputs read ParameterDecl, the one reading of declarations.
     # magics: only lazily, inside picker(), to borrow the notebook's %massive_login
     # (only magics.py may call get_ipython()); magics imports card_picker lazily too.
-    "card_picker": {"errors", "refs", "client", "cellparams", "parameters", "magics"},
+    "picker_view": {"errors"},
+    "picker_inputs": {"declarations", "picker_view"},
+    # links and parameters: the picker shows the card's link with the filters it would send.
+    "card_picker": {
+        "errors",
+        "refs",
+        "client",
+        "cellparams",
+        "parameters",
+        "links",
+        "picker_inputs",
+        "picker_view",
+        "magics",
+    },
     "cli": {"errors", "settings", "sandbox", "client"},
 }
 
@@ -103,7 +116,7 @@ HOMES: dict[str, set[str]] = {
     "requests": {"session", "answers"},
     "urllib3": {"session", "answers"},
     "IPython": {"magics"},
-    "ipywidgets": {"card_picker"},
+    "ipywidgets": {"card_picker", "picker_inputs"},
     "nbclient": {"cli"},
     "polars": {"frames"},
     "tqdm": {"progress"},
