@@ -1,4 +1,4 @@
-"""Authentication schemes' one interface, and the API-key scheme that fits in a few lines.
+"""The interface every authentication scheme offers the transport (and the API-key scheme).
 
 Two schemes share one small interface (after httpx's ``Auth``), so the transport
 in :mod:`~massive_magic.session` never asks which one it holds:

@@ -74,6 +74,13 @@ class Column:
         )
 
 
+def _of_type(kinds: np.ndarray, kind: type) -> np.ndarray:
+    """Where an object array of ``type(value)`` holds exactly ``kind`` (so ``bool`` is
+    not ``int``), vectorised. ``kind`` goes in as a 0-d object array: compared as one
+    object, not converted."""
+    return np.equal(kinds, np.array(kind, dtype=object))
+
+
 def _first_value_not(values: Sequence[Any], kinds: tuple[type, ...]) -> Any:
     """The first value of a wrong Python type (error path only)."""
     return next((v for v in values if v is not None and type(v) not in kinds), None)
@@ -174,10 +181,10 @@ class Integer(Converter):
         n = len(values)
         obj = np.fromiter(values, dtype=object, count=n)
         kinds = np.fromiter(map(type, values), dtype=object, count=n)
-        is_int = np.equal(kinds, int)
-        is_str = np.equal(kinds, str)
-        is_float = np.equal(kinds, float)
-        bad = ~(is_int | is_str | is_float | (np.equal(kinds, type(None))))
+        is_int = _of_type(kinds, int)
+        is_str = _of_type(kinds, str)
+        is_float = _of_type(kinds, float)
+        bad = ~(is_int | is_str | is_float | _of_type(kinds, type(None)))
         if bad.any():
             raise col.error("a value that is not an integer", repr(obj[bad][0]))
         out = np.full(n, None, dtype=object)
@@ -245,7 +252,8 @@ class Integer(Converter):
         return self.pandas(pa.chunked_array(chunks, type=pa.int64()))
 
     def pandas(self, column: pa.ChunkedArray) -> Any:
-        return pd.Int64Dtype().__from_arrow__(column)
+        # pandas-stubs lack ExtensionDtype.__from_arrow__ (pandas has it).
+        return pd.Int64Dtype().__from_arrow__(column)  # type: ignore[attr-defined]
 
 
 class Float(Converter):
@@ -263,9 +271,9 @@ class Float(Converter):
         n = len(values)
         obj = np.fromiter(values, dtype=object, count=n)
         kinds = np.fromiter(map(type, values), dtype=object, count=n)
-        is_str = np.equal(kinds, str)
-        is_none = np.equal(kinds, type(None))
-        is_num = (np.equal(kinds, int)) | (np.equal(kinds, float))
+        is_str = _of_type(kinds, str)
+        is_none = _of_type(kinds, type(None))
+        is_num = _of_type(kinds, int) | _of_type(kinds, float)
         bad = ~(is_num | is_str | is_none)
         if bad.any():
             raise col.error("a value that is not a number", repr(obj[bad][0]))
@@ -328,7 +336,8 @@ class Boolean(Converter):
         return pa.chunked_array(chunks, type=pa.bool_())
 
     def pandas(self, column: pa.ChunkedArray) -> Any:
-        return pd.BooleanDtype().__from_arrow__(column)
+        # pandas-stubs lack ExtensionDtype.__from_arrow__ (pandas has it).
+        return pd.BooleanDtype().__from_arrow__(column)  # type: ignore[attr-defined]
 
 
 class Text(Converter):
@@ -350,7 +359,8 @@ class Text(Converter):
         return pa.chunked_array(chunks, type=STR)
 
     def pandas(self, column: pa.ChunkedArray) -> Any:
-        return pd.StringDtype("pyarrow").__from_arrow__(column)
+        # pandas-stubs lack ExtensionDtype.__from_arrow__ (pandas has it).
+        return pd.StringDtype("pyarrow").__from_arrow__(column)  # type: ignore[attr-defined]
 
 
 class Object(Converter):

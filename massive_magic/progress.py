@@ -64,7 +64,7 @@ def _bar_class() -> type[Any]:
     """tqdm.auto's class, with a ``rows`` counter and without tqdm's monitor thread."""
     from tqdm.auto import tqdm
 
-    class Bar(tqdm):  # type: ignore[misc,valid-type]
+    class Bar(tqdm):
         monitor_interval = 0  # no extra thread per process: we redraw ourselves
         rows = 0
 

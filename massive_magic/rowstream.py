@@ -428,10 +428,13 @@ class ApiRowStream:
                 break
             if not isinstance(row, list):
                 break
-            k = _WS_TEXT.match(text, j).end()
+            # The blank pattern matches the empty string too, so there is always a match.
+            blank = _WS_TEXT.match(text, j)
+            k = blank.end() if blank else j
             if k >= n or text[k] != ",":
                 break  # the end of the rows, or of the bytes so far
-            k = _WS_TEXT.match(text, k + 1).end()
+            blank = _WS_TEXT.match(text, k + 1)
+            k = blank.end() if blank else k + 1
             if k >= n or text[k] != "[":
                 break
             rows.append(row)

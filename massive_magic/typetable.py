@@ -1,6 +1,7 @@
-"""The one type table: which converter, hence which pandas dtype and Arrow type,
-each Metabase type gets. Every read path (``/query`` JSON, the ``api`` export,
-CSV) and every output (pandas, Arrow, polars) goes through it.
+"""The one type table: the converter, pandas dtype and Arrow type of each Metabase type.
+
+Every read path (``/query`` JSON, the ``api`` export, CSV) and every output
+(pandas, Arrow, polars) goes through it.
 
 A column is looked up by its ``effective_type`` (the type after Metabase's
 coercions, the one the values are written in), falling back to ``base_type``

@@ -34,9 +34,10 @@ ALLOWED: dict[str, set[str]] = {
     "builder": {"errors", "gcpause", "converters", "typetable"},
     "frames": {"errors", "converters", "typetable", "builder"},
     "rowstream": {"errors", "gcpause"},
-    "parameters": {"errors"},
+    "declarations": {"errors"},
+    "parameters": {"errors", "declarations"},
     "cellparams": {"errors"},
-    "links": {"errors", "refs", "parameters"},
+    "links": {"errors", "refs", "declarations", "parameters"},
     "completion": {"errors", "refs", "parameters", "links"},
     "card_view": {"errors", "refs", "parameters", "links", "frames"},
     "session": {
@@ -60,6 +61,7 @@ ALLOWED: dict[str, set[str]] = {
         "frames",
         "session",
         "card_answers",
+        "declarations",
         "parameters",
         "links",
         "card_view",
@@ -104,10 +106,23 @@ ALLOWED: dict[str, set[str]] = {
         "magic_completion",
         "card_view",
     },
-    # parameters: the picker's inputs read ParameterDecl, the one reading of declarations.
+    # picker_inputs: the picker's inputs read ParameterDecl, the one reading of declarations.
     # magics: only lazily, inside picker(), to borrow the notebook's %massive_login
     # (only magics.py may call get_ipython()); magics imports card_picker lazily too.
-    "card_picker": {"errors", "refs", "client", "cellparams", "parameters", "magics"},
+    "picker_view": {"errors"},
+    "picker_inputs": {"declarations", "picker_view"},
+    # links and parameters: the picker shows the card's link with the filters it would send.
+    "card_picker": {
+        "errors",
+        "refs",
+        "client",
+        "cellparams",
+        "parameters",
+        "links",
+        "picker_inputs",
+        "picker_view",
+        "magics",
+    },
     "cli": {"errors", "settings", "sandbox", "client"},
 }
 
@@ -116,7 +131,7 @@ HOMES: dict[str, set[str]] = {
     "requests": {"session", "answers"},
     "urllib3": {"session", "answers"},
     "IPython": {"magics", "magic_completion"},
-    "ipywidgets": {"card_picker"},
+    "ipywidgets": {"card_picker", "picker_inputs"},
     "nbclient": {"cli"},
     "polars": {"frames"},
     "tqdm": {"progress"},

@@ -9,6 +9,7 @@ Request counts come from the sandbox's log.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,13 @@ from massive_magic import (
     BadCardRef,
     CardNotFound,
     Client,
+    ParameterError,
     QueryFailed,
 )
-from massive_magic.card_picker import PICKER_WORDS, CardPicker, _make_input
+from massive_magic.card_picker import PICKER_WORDS, CardPicker
 from massive_magic.errors import NextStep, Step
+from massive_magic.links import parse_card_url
+from massive_magic.parameters import build_parameters
 from massive_magic.sandbox import Sandbox, demo
 
 #: Cards in the demo catalogue by collection, as the search box should find them.
@@ -176,112 +180,6 @@ def test_an_untouched_number_box_without_default_is_not_sent(picker: CardPicker)
     assert "min_earnings = 0\n" in picker.code_box.value
 
 
-@pytest.mark.parametrize(
-    ("decl", "kind", "controls", "value"),
-    [
-        ({"slug": "d", "type": "date/single"}, "date", [widgets.DatePicker], "2024-03-05"),
-        ({"slug": "d", "type": "date"}, "date", [widgets.DatePicker], "2024-03-05"),
-        (
-            {"slug": "d", "type": "date/range"},
-            "date-range",
-            [widgets.DatePicker, widgets.DatePicker],
-            "2024-03-01~2024-03-31",
-        ),
-        (
-            {"slug": "d", "type": "date/range"},
-            "date-range",
-            [widgets.DatePicker, widgets.DatePicker],
-            "2024-03-01~",
-        ),
-        (
-            {"slug": "d", "type": "date/all-options"},
-            "date-range",
-            [widgets.DatePicker, widgets.DatePicker, widgets.Text],
-            "past30days",
-        ),
-        (
-            {"slug": "d", "type": "date/all-options"},
-            "date-range",
-            [widgets.DatePicker, widgets.DatePicker, widgets.Text],
-            "2024-03-05",
-        ),
-        ({"slug": "m", "type": "date/month-year"}, "text", [widgets.Text], "2024-03"),
-        ({"slug": "n", "type": "number"}, "number", [widgets.FloatText], 42),
-        ({"slug": "n", "type": "number/>="}, "number", [widgets.FloatText], 1.5),
-        (
-            {"slug": "n", "type": "number/between"},
-            "number-range",
-            [widgets.FloatText, widgets.FloatText],
-            [1, 9],
-        ),
-        (
-            {"slug": "n", "type": "number/between"},
-            "number-range",
-            [widgets.FloatText, widgets.FloatText],
-            [None, 9],
-        ),
-        ({"slug": "t", "type": "category"}, "text", [widgets.Text], "Widget"),
-        ({"slug": "t", "type": "string/contains"}, "text", [widgets.Text], "abc"),
-        ({"slug": "b", "type": "boolean/="}, "bool", [widgets.Dropdown], False),
-        (
-            {
-                "slug": "c",
-                "type": "string/=",
-                "values_source_type": "static-list",
-                "values_source_config": {"values": [["US", "United States"], ["DE", "Germany"]]},
-            },
-            "multi-choice",
-            [widgets.SelectMultiple],
-            ["DE"],
-        ),
-        (
-            {
-                "slug": "c",
-                "type": "string/=",
-                "isMultiSelect": False,
-                "values_source_type": "static-list",
-                "values_source_config": {"values": ["US", "DE"]},
-            },
-            "choice",
-            [widgets.Dropdown],
-            "DE",
-        ),
-        (
-            {"slug": "c", "type": "category", "values": ["a", "b"]},
-            "choice",
-            [widgets.Dropdown],
-            "b",
-        ),
-    ],
-)
-def test_each_parameter_type_gets_its_input(
-    decl: dict[str, Any], kind: str, controls: list[type], value: Any
-) -> None:
-    item = _make_input(decl)
-    assert item.kind == kind
-    assert [type(c) for c in item.controls] == controls
-    assert item.get() is None
-    item.set(value)
-    assert item.get() == value
-    item.set(None)
-    assert item.get() is None
-
-
-@pytest.mark.parametrize(
-    ("decl", "value"),
-    [
-        ({"slug": "d", "type": "date/single"}, "past30days"),
-        ({"slug": "d", "type": "date/range"}, "thismonth"),
-        ({"slug": "n", "type": "number"}, "ten"),
-        ({"slug": "c", "type": "category", "values": ["a", "b"]}, "z"),
-        ({"slug": "c", "type": "string/=", "values": ["a", "b"]}, ["a", "z"]),
-    ],
-)
-def test_a_value_that_cannot_fit_its_input_is_refused(decl: dict[str, Any], value: Any) -> None:
-    with pytest.raises(ValueError, match=rf"^{decl['slug']}: "):
-        _make_input(decl).set(value)
-
-
 def test_set_params_by_slug_or_display_name(picker: CardPicker) -> None:
     picker.select(demo.EARNINGS_FILTERED)
     picker.set_params({"Country": ["US", "DE"]}, date="2024-02-01~2024-02-29", platform="Android")
@@ -292,6 +190,64 @@ def test_set_params_by_slug_or_display_name(picker: CardPicker) -> None:
     }
     with pytest.raises(ValueError, match="no parameter 'region'"):
         picker.set_params(region="EU")
+
+
+# --------------------------------------------------------------------------- the card's link
+
+
+def _href(p: CardPicker) -> str:
+    """The href of the link line, as a browser reads it (HTML entities undone)."""
+    match = re.search(r"<a href='([^']*)'", p.link.value)
+    assert match, p.link.value
+    return html.unescape(match.group(1))
+
+
+def test_the_link_follows_the_filters_and_reads_back(srv: Sandbox, picker: CardPicker) -> None:
+    assert picker.url is None and picker.link.value == ""
+    picker.select(demo.EARNINGS_FILTERED)
+    decls = picker.card["parameters"] if picker.card else []
+    first = _href(picker)
+    assert first == picker.url
+    assert first.startswith(f"{srv.url}/question/{demo.EARNINGS_FILTERED}-earnings-by-country")
+    assert parse_card_url(first) == (
+        srv.url,
+        demo.EARNINGS_FILTERED,
+        {"date": ("2024-01-01", "2024-01-31")},  # the default the inputs show, as sent
+    )
+
+    picker.set_params({"Country": ["US", "DE"]}, platform="Android & iOS")
+    _input(picker, "min_earnings").controls[0].value = 2.5  # as a front end sets it
+    second = _href(picker)
+    assert second != first
+    server, ident, values = parse_card_url(second)
+    assert (server, ident) == (srv.url, demo.EARNINGS_FILTERED)
+    assert values == {
+        "date": ("2024-01-01", "2024-01-31"),
+        "country": ["US", "DE"],
+        "platform": "Android & iOS",
+        "min_earnings": "2.5",
+    }
+    # the link's values build the very parameters Load sends
+    assert build_parameters(decls, values) == build_parameters(decls, picker.params)
+
+    picker.set_params(country=None, date="past30days")
+    _, _, values = parse_card_url(_href(picker))
+    assert values == {"date": "past30days", "platform": "Android & iOS", "min_earnings": "2.5"}
+    assert build_parameters(decls, values) == build_parameters(decls, picker.params)
+    assert srv.count("POST", f"/api/card/{demo.EARNINGS_FILTERED}/query*") == 0  # no load
+
+
+def test_a_value_the_card_refuses_shows_no_link_and_the_widget_lives_on(
+    picker: CardPicker,
+) -> None:
+    picker.select(demo.EARNINGS_FILTERED)
+    _input(picker, "date").controls[2].value = "last fortnight"
+    assert "No link:" in picker.link.value and "<a " not in picker.link.value
+    assert "last fortnight" in picker.code_box.value  # the code box still follows
+    with pytest.raises(ParameterError, match="'date'"):
+        picker.url  # noqa: B018
+    _input(picker, "date").controls[2].value = "thismonth"
+    assert parse_card_url(_href(picker))[2]["date"] == "thismonth"
 
 
 # --------------------------------------------------------------------------- load

@@ -492,8 +492,8 @@ def _date_range(text: str, today: dt.date) -> tuple[dt.date | None, dt.date | No
     if text == "today":
         return today, today
     if text == "yesterday":
-        y = today - dt.timedelta(days=1)
-        return y, y
+        before = today - dt.timedelta(days=1)
+        return before, before
     m = re.fullmatch(r"(past|next)(\d+)(day|week|month|quarter|year)s(~)?", text)
     if m:
         n = int(m.group(2)) * _UNITS[m.group(3)]
