@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "massive_magic"
 #: module -> the package modules it may import
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
-    "settings": {"errors"},
+    "settings": {"errors", "snapshot_keys"},
     "refs": {"errors"},
     "token_store": {"errors", "settings"},
     "throttle": {"errors", "settings", "token_store"},
@@ -51,7 +51,9 @@ ALLOWED: dict[str, set[str]] = {
     },
     "snapshot_keys": {"errors"},
     "snapshot_format": {"errors"},
-    "snapshots": {"errors", "snapshot_keys", "snapshot_format"},
+    "snapshot_files": {"errors"},
+    "snapshots": {"errors", "snapshot_keys", "snapshot_format", "snapshot_files"},
+    "snapshot_meta": {"snapshot_keys", "snapshot_files"},
     "prefetch": set(),
     "progress": set(),
     "card_answers": {"errors"},
@@ -78,6 +80,19 @@ ALLOWED: dict[str, set[str]] = {
         "reader",
         "progress",
         "token_store",
+        "snapshot_keys",
+        "snapshot_reads",
+    },
+    # snapshot_reads: the client's reads through a snapshot directory (record/replay/auto).
+    "snapshot_reads": {
+        "errors",
+        "settings",
+        "card_answers",
+        "metadata",
+        "snapshot_keys",
+        "snapshot_files",
+        "snapshot_meta",
+        "snapshots",
     },
     "magic_text": {"errors"},
     "magics": {
@@ -89,12 +104,15 @@ ALLOWED: dict[str, set[str]] = {
         "card_picker",
         "sandbox",
         "magic_text",
+        "snapshots",
     },
     # parameters: the picker's inputs read ParameterDecl, the one reading of declarations.
     # magics: only lazily, inside picker(), to borrow the notebook's %massive_login
     # (only magics.py may call get_ipython()); magics imports card_picker lazily too.
     "card_picker": {"errors", "refs", "client", "cellparams", "parameters", "magics"},
-    "cli": {"errors", "settings", "sandbox", "client"},
+    "cli": {"errors", "settings", "sandbox", "client", "cli_snapshots"},
+    # cli_snapshots: `massive-magic snapshots`; cli only lazily (run_notebook), cli imports it.
+    "cli_snapshots": {"errors", "settings", "snapshot_keys", "snapshots", "cli"},
 }
 
 #: third-party top-level package -> the modules allowed to import it
