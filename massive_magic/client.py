@@ -385,7 +385,8 @@ class Client:
         errors: dict[str, MassiveError] = {}
         notes: list[str] = []
         if entries:
-            read = self._dashcard_reader(reads, did, parameters, notes)
+            filters = dash.get("parameters") or []
+            read = self._dashcard_reader(reads, did, parameters, notes, filters)
             bar = CardsProgress(self.progress, dash.get("name") or f"Dashboard {did}", len(entries))
             with (
                 bar,
@@ -427,6 +428,7 @@ class Client:
         did: int,
         parameters: list[dict[str, Any]],
         notes: list[str],
+        filters: list[dict[str, Any]],
     ) -> Callable[[Dashcard], pd.DataFrame]:
         """How one card of dashboard ``did`` is read: live, or through the snapshots."""
         session = None if reads is not None and reads.replaying else self.session
@@ -438,9 +440,8 @@ class Client:
 
         if reads is None:
             return live
-        return reads.dashcards(
-            did, parameters, live, self._card if self._can_ask() else None, notes
-        )
+        ask = self._card if self._can_ask() else None
+        return reads.dashcards(did, parameters, live, ask, notes, filters)
 
 
 def _check_limit(limit: Any) -> int | None:

@@ -163,7 +163,18 @@ def resolve_snapshots(
     if max_age is None and env.get(ENV_SNAPSHOT_MAX_AGE, "").strip():
         with _naming(ENV_SNAPSHOT_MAX_AGE, env):
             max_age = parse_max_age(env[ENV_SNAPSHOT_MAX_AGE])
-    return (Path(where) if where else None), chosen, parse_max_age(max_age)
+    age = parse_max_age(max_age)
+    _check_snapshots(chosen, where)
+    return (Path(where) if where else None), chosen, age
+
+
+def _check_snapshots(mode: SnapshotMode, directory: object) -> None:
+    """Every mode but ``off`` needs a directory."""
+    if mode is not SnapshotMode.OFF and not directory:
+        raise ConfigError(
+            f"Snapshot mode {mode.value!r} needs a snapshot directory, and none is named.",
+            next_steps=(NextStep(Step.SET_SNAPSHOT_DIR, names=(ENV_SNAPSHOTS,)),),
+        )
 
 
 @contextmanager
@@ -220,11 +231,7 @@ class Settings:
         mode = parse_mode(self.snapshot_mode)
         object.__setattr__(self, "snapshot_mode", mode)
         object.__setattr__(self, "snapshot_max_age", parse_max_age(self.snapshot_max_age))
-        if mode is not SnapshotMode.OFF and self.snapshots is None:
-            raise ConfigError(
-                f"Snapshot mode {mode.value!r} needs a snapshot directory, and none is named.",
-                next_steps=(NextStep(Step.SET_SNAPSHOT_DIR, names=(ENV_SNAPSHOTS,)),),
-            )
+        _check_snapshots(mode, self.snapshots)
         _positive(self.connect_timeout, "Timeouts")
         _positive(self.read_timeout, "Timeouts")
         _positive(self.max_session_age, "The maximum session age")

@@ -184,20 +184,39 @@ class SnapshotReads:
         live: Callable[[Dashcard], pd.DataFrame],
         current: Callable[[int], dict[str, Any]] | None,
         notes: list[str],
+        filters: list[dict[str, Any]],
     ) -> Callable[[Dashcard], pd.DataFrame]:
-        """How ``Client.dashboard`` reads one of its cards (``live`` reads it from Metabase)."""
+        """How ``Client.dashboard`` reads one of its cards (``live`` reads it from Metabase).
+
+        ``filters`` are the dashboard's declarations: a miss names them by slug, not id.
+        """
+        slugs = {
+            f"{f['id']}=": f"{f.get('slug') or f.get('name')}="
+            for f in filters
+            if isinstance(f, dict) and f.get("id") and (f.get("slug") or f.get("name"))
+        }
 
         def read(e: Dashcard) -> pd.DataFrame:
-            return self.read(
-                QueryTarget(e.card_id, dashboard_id, e.dashcard_id),
-                parameters,
-                None,
-                refresh=False,
-                fetch=lambda: live(e),
-                current=current,
-                notes=notes,
-                name=e.card_name,
-            )
+            try:
+                return self.read(
+                    QueryTarget(e.card_id, dashboard_id, e.dashcard_id),
+                    parameters,
+                    None,
+                    refresh=False,
+                    fetch=lambda: live(e),
+                    current=current,
+                    notes=notes,
+                    name=e.card_name,
+                )
+            except SnapshotError as exc:
+                if exc.reason != "missing" or not slugs:
+                    raise
+                message = exc.message
+                for old, new in slugs.items():
+                    message = message.replace(old, new)
+                raise SnapshotError(
+                    message, reason=exc.reason, path=exc.path, next_steps=exc.next_steps
+                ) from None
 
         return read
 
