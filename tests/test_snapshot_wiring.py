@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pandas as pd
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
 from pandas.testing import assert_frame_equal
 
-from massive_magic import Client, ConfigError, MassiveWarning, SnapshotError, SnapshotWarning
+from massive_magic import Client, ConfigError, MassiveWarning, SnapshotError, SnapshotWarning, cli
 from massive_magic import sandbox as sandbox_module
 from massive_magic.errors import Step
 from massive_magic.sandbox import Sandbox, demo
@@ -657,3 +658,93 @@ def test_snapshot_magic_max_age(
     assert magics_of(ip).snapshot_max_age == "7d"
     assert cell(ip, "%massive_snapshots --max-age none").success
     assert magics_of(ip).snapshot_max_age is None
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def test_cli_lists_what_a_directory_holds(
+    srv: Sandbox,
+    snaps: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["snapshots", "list", str(snaps)]) == 0
+    assert capsys.readouterr().out == f"No snapshots in {snaps}.\n"
+    with recorder(srv, snaps, tmp_path) as mb:
+        mb.card(demo.EARNINGS_FILTERED, {"country": ["US"]}, limit=7)
+        mb.card(demo.ALL_TYPES)
+    monkeypatch.setenv(ENV_SNAPSHOTS, str(snaps))
+    assert cli.main(["snapshots", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == [
+        "card", "name", "parameters", "limit", "rows", "recorded", "(UTC)", "age", "size"
+    ]  # fmt: skip
+    assert lines[1].split()[:5] == ["497", "Earnings", "by", "country", "(filtered)"]
+    assert lines[1].split()[5:8] == ["country=['US']", "7", "7"]  # parameters, limit, rows
+    assert lines[2].split()[:4] == ["501", "All", "column", "types"]
+    assert lines[3].startswith(f"2 snapshots in {snaps}, ")
+    (snaps / "501-all-column-types-0000000000000000.json").write_text("{")
+    assert cli.main(["snapshots", "list", str(snaps)]) == 1
+    assert "damaged: 501-all-column-types-0000000000000000.json: The snapshot " in (
+        capsys.readouterr().out
+    )
+
+
+def test_cli_list_without_a_directory_says_how_to_name_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["snapshots", "list"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"massive-magic: No snapshot directory to list. Set {ENV_SNAPSHOTS} (or pass --dir DIR).\n"
+    )
+
+
+def test_cli_refresh_of_a_missing_notebook(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["snapshots", "refresh", str(tmp_path / "nope.ipynb")]) == 2
+    assert "nope.ipynb not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_refresh_executes_the_notebook_in_record_mode(
+    srv: Sandbox,
+    snaps: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with recorder(srv, snaps, tmp_path, snapshot_mode="auto") as mb:
+        mb.card(demo.ALL_TYPES)  # already recorded: auto would replay it, record must not
+    notebook = tmp_path / "nightly.ipynb"
+    nbformat.write(
+        nbformat.v4.new_notebook(
+            cells=[
+                nbformat.v4.new_code_cell("%load_ext massive_magic"),
+                nbformat.v4.new_code_cell(f"%massive_login --url {srv.url} --user {srv.username}"),
+                nbformat.v4.new_code_cell("%massive_card 501 -o df"),
+                nbformat.v4.new_code_cell('%%massive_card 497 -o us\ncountry = ["US"]'),
+            ]
+        ),
+        notebook,
+    )
+    monkeypatch.setenv("MASSIVE_METABASE_PASSWORD", srv.password)
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    srv.reset_log()
+    output = tmp_path / "out" / "nightly.ipynb"
+    code = cli.main(
+        ["snapshots", "refresh", str(notebook), "--dir", str(snaps), "--output", str(output)]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "4 of 4 code cells ran" in out
+    assert f"2 of the 2 snapshots in {snaps} were recorded by this run." in out
+    assert srv.count("POST", f"/api/card/{demo.ALL_TYPES}/query*") == 1  # read live again
+    assert output.is_file()
+    failing = tmp_path / "failing.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 / 0")]), failing)
+    assert cli.main(["snapshots", "refresh", str(failing), "--dir", str(snaps)]) == 1
+    assert "Failed at cell 1: ZeroDivisionError" in capsys.readouterr().err
