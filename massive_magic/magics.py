@@ -384,11 +384,13 @@ class MassiveMagics(Magics):
         if self.client is None:
             print("Not logged in.")
             return
-        client = self.client
+        client, offline = self.client, self.offline
         with self._translate():
-            client.logout()
+            client.logout()  # in replay: sends nothing
         self._replace_client(None)
-        print(f"Logged out of {client.url}.")
+        print(
+            "Not logged in: snapshots were replayed." if offline else f"Logged out of {client.url}."
+        )
 
     @magic_arguments()
     @argument("ref", help="Card id, 'id-slug' or the card's URL; {var} takes it from Python.")
