@@ -748,3 +748,33 @@ def test_cli_refresh_executes_the_notebook_in_record_mode(
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 / 0")]), failing)
     assert cli.main(["snapshots", "refresh", str(failing), "--dir", str(snaps)]) == 1
     assert "Failed at cell 1: ZeroDivisionError" in capsys.readouterr().err
+
+
+def test_the_summary_tells_a_replayed_frames_age() -> None:
+    from massive_magic.magic_text import describe_dashboard, describe_frame
+    from massive_magic.metadata import DashboardResult
+
+    now = dt.datetime(2026, 11, 29, 10, tzinfo=dt.timezone.utc)
+
+    def frame(source: str, fetched_at: str) -> pd.DataFrame:
+        df = pd.DataFrame({"x": [1, 2]})
+        df.attrs["massive"] = {"source": source, "fetched_at": fetched_at}
+        return df
+
+    old = frame("snapshot", "2026-11-02T08:00:00Z")
+    assert describe_frame("daily", old, "Daily", 0.01, now) == (
+        "daily: 2 rows x 1 columns from 'Daily' in 0.01 s, from a snapshot of 2026-11-02, "
+        "27 days old"
+    )
+    assert describe_frame("d", frame("api", "2026-11-02T08:00:00Z"), "D", 1, now).endswith(" s")
+    hours = frame("snapshot", "2026-11-29T05:00:00Z")
+    assert describe_frame("d", hours, "D", 1, now).endswith("of 2026-11-29, 5 hours old")
+    result = DashboardResult({"a": old, "b": hours}, {}, dashboard_id=12, name="Overview")
+    assert describe_dashboard("o", result, 0.5, now) == (
+        "o: 2 of 2 cards from 'Overview' in 0.50 s, from snapshots, the oldest of 2026-11-02, "
+        "27 days old"
+    )
+    mixed = DashboardResult({"a": old, "b": frame("api", "x")}, {}, dashboard_id=1, name="M")
+    assert describe_dashboard("m", mixed, 0.5, now).endswith(
+        ", from snapshots (1 of 2 cards), the oldest of 2026-11-02, 27 days old"
+    )
