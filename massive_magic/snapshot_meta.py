@@ -65,6 +65,7 @@ class RecordedMetadata:
         self.folder = Path(directory) / FOLDER
         self.server = canonical_url(server)
         self._suffix = hashlib.sha256(self.server.encode()).hexdigest()[:16]
+        self._written: dict[Path, bytes] = {}  # a loop over parameter values writes once
 
     def card(self, card_id: int) -> dict[str, Any] | None:
         """The recorded part of ``GET /api/card/:id``, or None."""
@@ -98,4 +99,7 @@ class RecordedMetadata:
         if isinstance(ident, bool) or not isinstance(ident, int):
             return  # an answer without an id cannot be found again: nothing to keep
         document = {"format": FORMAT, "version": VERSION, "server": self.server, kind: body}
-        write_atomic(self._path(kind, ident), json_document(document))
+        path, data = self._path(kind, ident), json_document(document)
+        if self._written.get(path) != data or not path.exists():
+            write_atomic(path, data)
+            self._written[path] = data
