@@ -7,6 +7,8 @@ reads, which take turns so that other load on the machine hits them alike):
 * live: ``Client(progress=False).card(LARGE)`` with a warm session;
 * record: ``SnapshotStore.save`` of that frame (encode, zstd Parquet, checksums, fsync);
 * replay: ``SnapshotStore.load`` (checksum, read, decode to the exact dtypes, attrs);
+* replay through the Client: ``Client(snapshots=..., snapshot_mode="replay").card(LARGE)``
+  (the store's load plus the wiring: key, metadata lookup; no request);
 * baseline: ``pandas.read_parquet`` of the same snapshot's Parquet file (no checksum,
   pandas' default dtypes), and of ``df.to_parquet()`` of the same frame.
 
@@ -103,8 +105,13 @@ def main() -> None:
             live.to_parquet(pandas_file)
 
             # The reads take turns, round by round, so a busy machine slows all alike.
+            offline = Client(
+                url, cache_dir=tmp, progress=False, snapshots=store.directory,
+                snapshot_mode="replay",
+            )  # fmt: skip
             readers: dict[str, Callable[[], Any]] = {
                 "replay": lambda: store.load(key),
+                "replay_client": lambda: offline.card(demo.LARGE),
                 "read_parquet": lambda: pd.read_parquet(info.parquet),
                 "read_parquet_pandas": lambda: pd.read_parquet(pandas_file),
             }
@@ -114,6 +121,7 @@ def main() -> None:
                     seconds, _ = timed(read, 1)
                     times.setdefault(name, []).extend(seconds)
             assert_frame_equal(replayed, live, check_exact=True)
+            assert_frame_equal(offline.card(demo.LARGE), live, check_exact=True)
             assert replayed.attrs["massive"]["fetched_at"] == m["fetched_at"]
 
             best = {k: min(v) for k, v in times.items()}
@@ -122,6 +130,7 @@ def main() -> None:
                 "live": "live: Client.card(LARGE)",
                 "record": "record: SnapshotStore.save",
                 "replay": "replay: SnapshotStore.load",
+                "replay_client": "replay: Client(snapshot_mode='replay').card",
                 "read_parquet": "pandas.read_parquet(the snapshot's .parquet)",
                 "read_parquet_pandas": "pandas.read_parquet(df.to_parquet() file)",
             }

@@ -37,6 +37,7 @@ from .errors import (
     QueryFailed,
     ResponseError,
     SnapshotError,
+    SnapshotWarning,
     UnknownTypeWarning,
 )
 
@@ -67,6 +68,7 @@ __all__ = [
     "QueryFailed",
     "ResponseError",
     "SnapshotError",
+    "SnapshotWarning",
     "UnknownTypeWarning",
     "__version__",
     "load_ipython_extension",

@@ -2,6 +2,7 @@
 
     massive-magic demo [--output PATH]   run notebooks/quickstart.ipynb against the sandbox
     massive-magic sandbox [--port N]     serve the demo Metabase in the foreground
+    massive-magic snapshots refresh|list record a notebook's snapshots again, list them
 
 ``demo`` executes the notebook with a real Jupyter kernel (nbclient), in a
 temporary working directory and with a temporary session cache unless
@@ -26,6 +27,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
+from . import cli_snapshots
 from .errors import MassiveError, Step, render
 from .settings import ENV_API_KEY, ENV_CACHE_DIR, ENV_EMAIL, ENV_PASSWORD
 
@@ -50,6 +52,10 @@ CLI_WORDS: Mapping[Step, str] = {
     Step.SET_CACHE_DIR: "Set {names} to a directory only you can write.",
     Step.CONNECT_SERVER: "Set MASSIVE_METABASE_URL={names} to read from that server.",
     Step.INSTALL_EXTRA: "Install it with pip install 'massive-magic[{names}]'.",
+    Step.RECORD_SNAPSHOT: "Record it while online: massive-magic snapshots refresh NOTEBOOK.",
+    Step.ALLOW_OLDER: "Or allow older ones with MASSIVE_MAGIC_SNAPSHOT_MAX_AGE (e.g. 30d).",
+    Step.LEAVE_REPLAY: "Set MASSIVE_MAGIC_SNAPSHOT_MODE=auto (or off) to read from Metabase.",
+    Step.SET_SNAPSHOT_DIR: "Set {names} (or pass --dir DIR).",
 }
 
 
@@ -200,6 +206,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve = commands.add_parser("sandbox", help="serve the demo Metabase in the foreground")
     serve.add_argument("--port", type=int, default=3000, help="port (default: %(default)s)")
+    cli_snapshots.register(commands)
     return parser
 
 
@@ -209,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return demo(args.output)
+        if args.command == "snapshots":
+            return cli_snapshots.run(args)
         return sandbox(args.port)
     except MassiveError as exc:
         print(error_line(exc), file=sys.stderr)

@@ -11,10 +11,15 @@
 Constructing a Client sends nothing; the first call logs in (or reuses a cached
 session). A card's parameter declarations are fetched once per Client, so a loop
 over many parameter values costs one request per run.
+
+With ``snapshots=DIR`` every card read is recorded to DIR or replayed from it
+(``snapshot_mode``: record, replay, auto; see :mod:`massive_magic.snapshot_reads`);
+in replay nothing is ever sent, so no credentials are needed.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import operator
 import os
 import threading
@@ -28,6 +33,7 @@ from .errors import AuthError, ConfigError, MassiveError, MassiveWarning
 from .links import merge_params, parse_card_url, parse_dashboard_url
 from .metadata import (
     DashboardResult,
+    Dashcard,
     card_summary,
     cards_frame,
     dashboard_cards,
@@ -38,7 +44,9 @@ from .metadata import (
 from .parameters import build_parameters
 from .progress import CardsProgress
 from .reader import CardReader, run_query
-from .settings import Settings
+from .settings import Settings, resolve_snapshots
+from .snapshot_keys import SnapshotMode
+from .snapshot_reads import ReplayLogin, SnapshotReads, emit
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,6 +64,12 @@ class Client:
     ``MASSIVE_METABASE_API_KEY``). ``progress=False`` hides the progress bar that
     fetches longer than a second show. ``password_prompt`` is called for a password
     when one is needed and none was given.
+
+    ``snapshots``: a directory that card reads are recorded to and replayed from, per
+    ``snapshot_mode`` (``record``, ``replay``, ``auto`` (the default with a
+    directory), ``off``); ``snapshot_max_age`` (``"7d"`` or a timedelta) makes an
+    older snapshot an error. Left out: ``MASSIVE_MAGIC_SNAPSHOTS``,
+    ``MASSIVE_MAGIC_SNAPSHOT_MODE``, ``MASSIVE_MAGIC_SNAPSHOT_MAX_AGE``.
     """
 
     def __init__(
@@ -70,6 +84,9 @@ class Client:
         progress: bool = True,
         password_prompt: Callable[[str], str] | None = None,
         allow_http: bool | None = None,
+        snapshots: str | os.PathLike[str] | None = None,
+        snapshot_mode: str | None = None,
+        snapshot_max_age: str | dt.timedelta | None = None,
     ) -> None:
         settings = Settings.resolve(
             url,
@@ -79,6 +96,9 @@ class Client:
             cache_dir=cache_dir,
             timeout=timeout,
             allow_http=allow_http,
+            snapshots=snapshots,
+            snapshot_mode=snapshot_mode,
+            snapshot_max_age=snapshot_max_age,
         )
         self._setup(settings, progress, password_prompt)
 
@@ -117,6 +137,8 @@ class Client:
         # cards as the card list or a dashboard showed them: name, type, last edit (links)
         self._seen: dict[int, dict[str, Any]] = {}
         self._dashboards: dict[int, str | None] = {}  # dashboards read: id -> name
+        self._reads: SnapshotReads | None = None  # for the settings in self._reads_for
+        self._reads_for: tuple[Any, ...] = ()
 
     # -- identity & session ---------------------------------------------------
 
@@ -140,13 +162,56 @@ class Client:
                 )
             return self._session
 
-    def login(self, force: bool = False) -> SessionInfo:
-        """Log in now (or reuse a cached session); ``force=True`` always logs in anew."""
+    def login(self, force: bool = False) -> SessionInfo | ReplayLogin:
+        """Log in now (or reuse a cached session); ``force=True`` always logs in anew.
+
+        In replay nothing is sent: the answer says where snapshots are replayed from.
+        """
+        reads = self._snapshot_reads()
+        if reads is not None and reads.replaying:
+            return reads.login(self.settings)
         return self.session.login(force=force)
 
     def logout(self) -> None:
-        """End the session on the server and forget the cached token."""
-        self.session.logout()
+        """End the session on the server and forget the cached token (replay: nothing)."""
+        reads = self._snapshot_reads()
+        if reads is None or not reads.replaying:
+            self.session.logout()
+
+    def use_snapshots(
+        self,
+        directory: str | os.PathLike[str] | None,
+        mode: str | None = None,
+        max_age: str | dt.timedelta | None = None,
+    ) -> None:
+        """From now on, record to / replay from ``directory`` (None: off), as the
+        constructor's ``snapshots``, ``snapshot_mode`` and ``snapshot_max_age``
+        (here the environment is not consulted)."""
+        where, chosen, age = resolve_snapshots(directory, mode, max_age, environ={})
+        self.settings = self.settings.with_changes(
+            snapshots=where, snapshot_mode=chosen, snapshot_max_age=age
+        )
+
+    def _snapshot_reads(self) -> SnapshotReads | None:
+        """The snapshot reads of the current settings; None when snapshots are off."""
+        s = self.settings
+        if s.snapshot_mode is SnapshotMode.OFF:
+            return None
+        ident = (s.snapshots, s.snapshot_mode, s.snapshot_max_age, s.snapshot_server, s.url)
+        with self._lock:
+            if self._reads is None or self._reads_for != ident:
+                self._reads, self._reads_for = SnapshotReads(s), ident
+            return self._reads
+
+    def _server_for_refs(self) -> str | None:
+        """The server a pasted link must name: this Client's (a sandbox replay: any)."""
+        return None if self.url.startswith("sandbox://") else self.url
+
+    def _can_ask(self) -> bool:
+        """Whether Metabase can be asked without a prompt: a key, a password, a session."""
+        s = self.settings
+        session = self._session
+        return bool(s.api_key or s.password or (session is not None and session.info))
 
     def close(self) -> None:
         """Release the connection pool; the cached session stays for the next Client."""
@@ -165,6 +230,9 @@ class Client:
         who = f"user={self.username!r}" if self.username else "auth='api key'"
         if not self.username and not self.settings.api_key:
             who = "user=None"
+        s = self.settings
+        if s.snapshot_mode is not SnapshotMode.OFF:
+            who += f", snapshots={str(s.snapshots)!r}, snapshot_mode={s.snapshot_mode.value!r}"
         return f"Client(url={self.url!r}, {who})"
 
     # -- cards ----------------------------------------------------------------
@@ -200,16 +268,48 @@ class Client:
         (a concurrent ``GET /api/card/:id``, so no extra wait) and remembered;
         it is None if that lookup failed. The Client's read timeout bounds the
         whole read, not only the wait between two bytes.
+
+        With snapshots, ``refresh=True`` also reads live and records again (in
+        replay it is an error); a replayed frame has ``source="snapshot"``.
         """
-        _, cid, from_url = parse_card_url(ref)
+        _, cid, from_url = parse_card_url(ref, server=self._server_for_refs())
         limit = _check_limit(limit)
         parameters: list[dict[str, Any]] = []
         if params is not None and not isinstance(params, Mapping):
             build_parameters([], params)  # raises ParameterError: not a mapping
+        reads = self._snapshot_reads()
+        if reads is not None:
+            reads.check_refresh(refresh)
         if params or from_url:
-            decls = self._card(cid, refresh=refresh).get("parameters") or []
+            live = lambda: self._card(cid, refresh=refresh)  # noqa: E731
+            wanted = {**from_url, **(params or {})}
+            card = (
+                live()
+                if reads is None
+                else reads.declarations(cid, wanted, refresh=refresh, live=live)
+            )
+            decls = card.get("parameters") or []
             values = merge_params(from_url, params, decls)
             parameters = build_parameters(decls, values, owner=f"Card {cid}")
+        if reads is None:
+            return self._read(cid, parameters, limit, refresh)
+        with self._lock:
+            name = self._names.get(cid)
+        return reads.card(
+            cid,
+            parameters,
+            limit,
+            refresh=refresh,
+            fetch=lambda: self._read(cid, parameters, limit, refresh),
+            known=lambda: self._cards.get(cid),
+            current=self._card if self._can_ask() else None,
+            name=name,
+        )
+
+    def _read(
+        self, cid: int, parameters: list[dict[str, Any]], limit: int | None, refresh: bool
+    ) -> pd.DataFrame:
+        """The live read of a card (a :class:`CardReader`); remembers what it learnt."""
         with self._lock:
             name = self._names.get(cid)
             known = self._cards.get(cid) or self._seen.get(cid)
@@ -238,11 +338,13 @@ class Client:
         required, values when Metabase lists them) and columns (name,
         display_name, Metabase type, and the pandas dtype it becomes).
         """
-        _, cid, _ = parse_card_url(ref)
+        _, cid, _ = parse_card_url(ref, server=self._server_for_refs())
+        self._refuse_in_replay(f"Describing card {cid}")
         return card_summary(self._card(cid), server=self.url, details=True)
 
     def cards(self) -> pd.DataFrame:
         """Every card you can read: id, name, collection, type, description."""
+        self._refuse_in_replay("Listing the cards")
         found = list_cards(self.session)
         with self._lock:
             for card in found:
@@ -260,6 +362,11 @@ class Client:
         card = fetch_card(self.session, cid)
         self._remember(cid, card)
         return card
+
+    def _refuse_in_replay(self, what: str) -> None:
+        reads = self._snapshot_reads()
+        if reads is not None:
+            reads.refuse(what)
 
     def _remember(self, cid: int, card: dict[str, Any]) -> None:
         with self._lock:
@@ -292,8 +399,10 @@ class Client:
         """
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
             raise ConfigError(f"max_workers must be a positive integer, not {max_workers!r}.")
-        _, did, from_url = parse_dashboard_url(ref)
-        dash = fetch_dashboard(self.session, did)
+        _, did, from_url = parse_dashboard_url(ref, server=self._server_for_refs())
+        reads = self._snapshot_reads()
+        live = lambda: fetch_dashboard(self.session, did)  # noqa: E731
+        dash = live() if reads is None else reads.layout(did, live)
         decls = dash.get("parameters") or []
         if from_url and (params is None or isinstance(params, Mapping)):
             params = merge_params(from_url, params, decls)
@@ -308,8 +417,10 @@ class Client:
                     self._seen.setdefault(entry.card_id, dict(entry.card))
         frames: dict[str, pd.DataFrame] = {}
         errors: dict[str, MassiveError] = {}
+        notes: list[str] = []
         if entries:
-            session = self.session
+            filters = dash.get("parameters") or []
+            read = self._dashcard_reader(reads, did, dash, parameters, notes, filters)
             bar = CardsProgress(self.progress, dash.get("name") or f"Dashboard {did}", len(entries))
             with (
                 bar,
@@ -317,19 +428,7 @@ class Client:
                     max_workers=min(max_workers, len(entries)), thread_name_prefix="massive-dash"
                 ) as pool,
             ):
-                futures = {
-                    pool.submit(
-                        run_query,
-                        session,
-                        QueryTarget(e.card_id, did, e.dashcard_id),
-                        parameters,
-                        progress=False,
-                        name=e.card_name,
-                        card=dict(e.card) if e.card is not None else None,
-                        dashboard=dash,
-                    ): e
-                    for e in entries
-                }
+                futures = {pool.submit(read, e): e for e in entries}
                 try:
                     for future in as_completed(futures):
                         bar.done()
@@ -345,6 +444,7 @@ class Client:
                     raise
             frames = {e.key: frames[e.key] for e in entries if e.key in frames}  # display order
         result = DashboardResult(frames, errors, dashboard_id=did, name=dash.get("name"))
+        emit(notes)
         if errors:
             listed = "; ".join(f"{k!r}: {type(v).__name__}: {v}" for k, v in errors.items())
             warnings.warn(
@@ -355,6 +455,37 @@ class Client:
                 stacklevel=2,
             )
         return result
+
+    def _dashcard_reader(
+        self,
+        reads: SnapshotReads | None,
+        did: int,
+        dash: dict[str, Any],
+        parameters: list[dict[str, Any]],
+        notes: list[str],
+        filters: list[dict[str, Any]],
+    ) -> Callable[[Dashcard], pd.DataFrame]:
+        """How one card of dashboard ``did`` is read: live, or through the snapshots."""
+        session = None if reads is not None and reads.replaying else self.session
+
+        def live(e: Dashcard) -> pd.DataFrame:
+            assert session is not None
+            target = QueryTarget(e.card_id, did, e.dashcard_id)
+            card = dict(e.card) if e.card is not None else None
+            return run_query(
+                session,
+                target,
+                parameters,
+                progress=False,
+                name=e.card_name,
+                card=card,
+                dashboard=dash,
+            )
+
+        if reads is None:
+            return live
+        ask = self._card if self._can_ask() else None
+        return reads.dashcards(did, parameters, live, ask, notes, filters)
 
 
 def _check_limit(limit: Any) -> int | None:

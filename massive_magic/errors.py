@@ -22,12 +22,14 @@ magics, the CLI and the picker render the same steps with their own tables throu
      ├── QueryFailed                 Metabase ran the query and it failed ("status": "failed");
      │                               .error (Metabase's text) and .error_type
      ├── BadCardRef (ValueError)     a card/dashboard reference that cannot be parsed
-     └── ParameterError (ValueError) an unknown parameter name or a value that cannot fit
+     ├── ParameterError (ValueError) an unknown parameter name or a value that cannot fit
+     └── SnapshotError               a recorded card result cannot be given back (.reason)
 
     MassiveWarning (UserWarning)
      ├── IncompleteResultWarning     a result stopped at a server-side row cap
      ├── UnknownTypeWarning          a column type without a conversion; kept as object
-     └── CacheWarning                the token cache could not be read or written
+     ├── CacheWarning                the token cache could not be read or written
+     └── SnapshotWarning             a replayed snapshot may differ from Metabase's answer now
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ __all__ = [
     "QueryFailed",
     "ResponseError",
     "SnapshotError",
+    "SnapshotWarning",
     "Step",
     "UnknownTypeWarning",
     "render",
@@ -82,6 +85,10 @@ class Step(str, Enum):
     CONNECT_SERVER = "connect_server"  # connect to the server a URL names (names: its origin)
     INSTALL_EXTRA = "install_extra"  # install an optional extra (names: the extra)
     SET_CACHE_DIR = "set_cache_dir"  # point the session cache at a private directory (names)
+    RECORD_SNAPSHOT = "record_snapshot"  # record the snapshot (again) while online
+    ALLOW_OLDER = "allow_older"  # allow older snapshots (a larger max age)
+    LEAVE_REPLAY = "leave_replay"  # leave replay mode to read from Metabase
+    SET_SNAPSHOT_DIR = "set_snapshot_dir"  # name the snapshot directory (names: the variable)
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,10 @@ PYTHON_WORDS: Mapping[Step, str] = {
     Step.CONNECT_SERVER: "Read it with a Client(url='{names}') of that server.",
     Step.INSTALL_EXTRA: "Install it with pip install 'massive-magic[{names}]'.",
     Step.SET_CACHE_DIR: "Pass cache_dir=... or set {names} to a directory only you can write.",
+    Step.RECORD_SNAPSHOT: "Record it with snapshot_mode='record' (or 'auto') while online.",
+    Step.ALLOW_OLDER: "Or allow older snapshots with snapshot_max_age=... (e.g. '30d').",
+    Step.LEAVE_REPLAY: "Read from Metabase with snapshot_mode='auto' (or 'record', 'off').",
+    Step.SET_SNAPSHOT_DIR: "Pass snapshots=DIR or set {names}.",
 }
 
 
@@ -260,7 +271,8 @@ class SnapshotError(MassiveError):
     ``reason`` is ``"missing"`` (no snapshot matches exactly), ``"expired"`` (older
     than the allowed age), ``"corrupt"`` (truncated, edited or unreadable files) or
     ``"unsupported"`` (a frame that a snapshot could not give back exactly, so none
-    was written). ``path`` is the snapshot's manifest or directory, when known.
+    was written) or ``"replay"`` (replay mode was asked for something only the server
+    has: a refresh, the card list). ``path`` is the snapshot's manifest or directory, when known.
     """
 
     def __init__(
@@ -290,3 +302,11 @@ class UnknownTypeWarning(MassiveWarning):
 
 class CacheWarning(MassiveWarning):
     """The token cache could not be read or written; the client carries on without it."""
+
+
+class SnapshotWarning(MassiveWarning):
+    """A replayed snapshot may differ from what Metabase would answer now.
+
+    The card was edited in Metabase after the snapshot was recorded, or the read
+    used relative dates (``past30days``), which were resolved when it was recorded.
+    """

@@ -6,12 +6,13 @@ change happens here only.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .errors import MassiveWarning, Step
+from .errors import ConfigError, MassiveWarning, Step
 
 __all__ = [
     "INTERRUPTED",
@@ -23,8 +24,13 @@ __all__ = [
     "describe_dashboard",
     "describe_frame",
     "describe_login",
+    "describe_snapshots",
     "frame_summary",
+    "freshness",
+    "snapshot_words",
 ]
+
+_MODES = ("record", "replay", "auto", "off")
 
 NOT_LOGGED_IN = "Not logged in. Run %massive_login first (or %massive_login --sandbox to try)."
 #: What an interrupted magic says (Ctrl-C, or Jupyter's interrupt button).
@@ -52,11 +58,17 @@ MAGIC_WORDS: Mapping[Step, str] = {
     "only you can write.",
     Step.CONNECT_SERVER: "Log in to it with %massive_login --url {names}.",
     Step.INSTALL_EXTRA: "Install it with %pip install 'massive-magic[{names}]'.",
+    Step.RECORD_SNAPSHOT: "Record it with %massive_snapshots record (or auto) while online.",
+    Step.ALLOW_OLDER: "Or allow older ones: %massive_snapshots replay --max-age 30d.",
+    Step.LEAVE_REPLAY: "Run %massive_snapshots auto (or off) to read from Metabase.",
+    Step.SET_SNAPSHOT_DIR: "Name it with %massive_snapshots DIR (or set {names}).",
 }
 
 
 def describe_login(info: Any) -> str:
-    """One line: who is logged in where, and until when."""
+    """One line: who is logged in where, and until when (in replay: that nobody is)."""
+    if getattr(info, "auth", "session") == "replay":
+        return str(info)
     who = f"Logged in to {info.url} as {info.username}"
     if getattr(info, "auth", "session") == "api_key":
         return f"{who} with an API key (no session to expire)."
@@ -76,10 +88,14 @@ def card_name(df: Any) -> str:
     return str(meta["name"]) if meta.get("name") else f"card {meta['card_id']}"
 
 
-def describe_frame(var: str, df: Any, name: str, seconds: float) -> str:
-    """``daily: 1,234 rows x 5 columns from 'Daily earnings' in 0.42 s``."""
+def describe_frame(
+    var: str, df: Any, name: str, seconds: float, now: dt.datetime | None = None
+) -> str:
+    """``daily: 1,234 rows x 5 columns from 'Daily earnings' in 0.42 s``, and for a
+    replayed frame ``, from a snapshot of 2026-11-02, 27 days old``."""
     rows, cols = df.shape
-    return f"{var}: {rows:,} rows x {cols} columns from {name!r} in {seconds:.2f} s"
+    text = f"{var}: {rows:,} rows x {cols} columns from {name!r} in {seconds:.2f} s"
+    return text + freshness([df], now)
 
 
 class Summary:
@@ -115,11 +131,102 @@ def frame_summary(var: str, df: Any, seconds: float) -> Summary:
     return Summary(describe_frame(var, df, name, seconds), repr(name), meta.get("card_url"))
 
 
-def describe_dashboard(var: str, result: Any, seconds: float) -> str:
+def describe_dashboard(
+    var: str, result: Any, seconds: float, now: dt.datetime | None = None
+) -> str:
     """``overview: 2 of 3 cards from 'Partner overview' in 0.31 s (failed: 'Payouts')``."""
     total = len(result) + len(result.errors)
     failed = f" (failed: {', '.join(map(repr, result.errors))})" if result.errors else ""
-    return f"{var}: {len(result)} of {total} cards from {result.name!r} in {seconds:.2f} s{failed}"
+    text = f"{var}: {len(result)} of {total} cards from {result.name!r} in {seconds:.2f} s"
+    return text + failed + freshness(list(result.values()), now)
+
+
+def freshness(frames: Sequence[Any], now: dt.datetime | None = None) -> str:
+    """``, from a snapshot of 2026-11-02, 27 days old`` for replayed frames (the oldest)."""
+    replayed = [
+        _moment(meta.get("fetched_at"))
+        for meta in (df.attrs.get("massive") or {} for df in frames)
+        if meta.get("source") == "snapshot"
+    ]
+    if not replayed:
+        return ""
+    if len(frames) == 1:
+        what = "a snapshot of"
+    elif len(replayed) == len(frames):
+        what = "snapshots, the oldest of"
+    else:
+        what = f"snapshots ({len(replayed)} of {len(frames)} cards), the oldest of"
+    known = [t for t in replayed if t is not None]
+    if not known:
+        return f", from {what.rsplit(',', 1)[0].removesuffix(' of')}"
+    oldest = min(known)
+    return f", from {what} {oldest:%Y-%m-%d}, {age_text(oldest, now)} old"
+
+
+def age_text(moment: dt.datetime, now: dt.datetime | None = None) -> str:
+    """How long ago ``moment`` was: ``27 days``, ``5 hours``, ``under a minute``."""
+    return duration_text((now or dt.datetime.now(dt.timezone.utc)) - moment)
+
+
+def duration_text(span: dt.timedelta) -> str:
+    """``27 days``, ``1 day``, ``5 hours``, ``3 minutes``, ``under a minute`` (largest unit)."""
+    seconds = max(span.total_seconds(), 0)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        count = int(seconds // size)
+        if count:
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return "under a minute"
+
+
+def _moment(text: Any) -> dt.datetime | None:
+    try:
+        moment = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def describe_snapshots(
+    mode: str,
+    directory: Any,
+    infos: Sequence[Any],
+    max_age: dt.timedelta | None = None,
+    now: dt.datetime | None = None,
+    *,
+    ended: bool = False,
+) -> str:
+    """What ``%massive_snapshots`` prints: mode, directory, count, oldest and newest;
+    ``ended``: the replay's client is gone (it never logged in)."""
+    mode = str(getattr(mode, "value", mode))
+    tail = " The replay's login ended: run %massive_login to read from Metabase." if ended else ""
+    return _describe_snapshots(mode, directory, infos, max_age, now) + tail
+
+
+def _describe_snapshots(
+    mode: str,
+    directory: Any,
+    infos: Sequence[Any],
+    max_age: dt.timedelta | None,
+    now: dt.datetime | None,
+) -> str:
+    if mode == "off":
+        where = f" (directory {directory})" if directory else ""
+        return f"Snapshots are off{where}: cards are read from Metabase."
+    limit = (
+        f", at most {age_text(dt.datetime.now(dt.timezone.utc) - max_age)} old" if max_age else ""
+    )
+    head = f"Snapshots: {mode} in {directory}{limit}."
+    if not infos:
+        return head + " No snapshots there yet."
+    oldest = min(i.recorded_at for i in infos)
+    newest = max(i.recorded_at for i in infos)
+    size = sum(i.size for i in infos)
+    count = f"{len(infos)} snapshot{'s' if len(infos) != 1 else ''}"
+    return (
+        f"{head} {count} ({size / 1e6:.1f} MB): the oldest of {oldest:%Y-%m-%d %H:%M} UTC "
+        f"({age_text(oldest, now)} old), the newest of {newest:%Y-%m-%d %H:%M} UTC "
+        f"({age_text(newest, now)} old)."
+    )
 
 
 class PlainWarnings:
@@ -152,3 +259,22 @@ class PlainWarnings:
         self.active = False
         if warnings.formatwarning is self:
             warnings.formatwarning = self.original
+
+
+def snapshot_words(
+    words: Sequence[str], max_age: str | None, current: tuple[Any, Any, Any]
+) -> tuple[Any, Any, Any]:
+    """``%massive_snapshots [MODE] [DIR] [--max-age AGE]`` applied to the current
+    (directory, mode, max age); ``--max-age none`` lifts the limit."""
+    directory, mode, age = current
+    if words and words[0].strip().lower() in _MODES:
+        mode, words = words[0].strip().lower(), words[1:]
+    if len(words) > 1 or (words and words[0].strip().lower() in _MODES):
+        raise ConfigError(
+            f"Give a mode ({', '.join(_MODES)}) and then a directory, not {' '.join(words)!r}."
+        )
+    if words:
+        directory = words[0]
+    if max_age is not None:
+        age = None if max_age.strip().lower() in ("none", "") else max_age
+    return directory, mode, age

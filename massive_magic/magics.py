@@ -1,6 +1,7 @@
 """IPython magics: ``%massive_login``, ``%massive_card``/``%%massive_card``, ``%massive_cards``,
-``%massive_info``, ``%massive_dashboard``/``%%massive_dashboard``, ``%massive_logout``, and
-Tab completion of their references and parameters (:mod:`~massive_magic.magic_completion`).
+``%massive_info``, ``%massive_dashboard``/``%%massive_dashboard``, ``%massive_logout``,
+``%massive_snapshots``, and Tab completion of their references and parameters
+(:mod:`~massive_magic.magic_completion`).
 
 A thin shell in the manner of IPython's own ``storemagic``/``autoreload``: each
 magic parses its line, calls :class:`massive_magic.Client`, turns expected
@@ -48,7 +49,9 @@ from .magic_text import (
     PlainWarnings,
     describe_dashboard,
     describe_login,
+    describe_snapshots,
     frame_summary,
+    snapshot_words,
 )
 
 if TYPE_CHECKING:
@@ -118,6 +121,18 @@ class MassiveMagics(Magics):
         config=True
     )
     max_workers = Integer(4, help="Cards of a dashboard read in parallel.").tag(config=True)
+    snapshots = Unicode(
+        None, allow_none=True, help="Snapshot directory (default: $MASSIVE_MAGIC_SNAPSHOTS)."
+    ).tag(config=True)
+    snapshot_mode = Unicode(
+        None,
+        allow_none=True,
+        help="record, replay, auto or off (default: $MASSIVE_MAGIC_SNAPSHOT_MODE, else auto "
+        "when there is a snapshot directory).",
+    ).tag(config=True)
+    snapshot_max_age = Unicode(
+        None, allow_none=True, help="Oldest snapshot replayed, e.g. 7d (default: any age)."
+    ).tag(config=True)
 
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -126,6 +141,7 @@ class MassiveMagics(Magics):
         self.plain_warnings: PlainWarnings | None = None  # installed by load_ipython_extension
         #: Tab completion; it completes only for the client %massive_login made.
         self.completer = MagicCompleter(lambda: self.client)
+        self.offline = False  # self.client is a replay's: it never logged in
         # IPython 9's Magics joins shell.configurables itself (so %config finds it); 8.x not.
         configurables: list[Any] = self.shell.configurables if self.shell is not None else []
         if self.shell is not None and self not in configurables:
@@ -172,7 +188,27 @@ class MassiveMagics(Magics):
             cache_dir=self.cache_dir,
             timeout=self.timeout,
             allow_http=allow_http,
+            snapshots=self.snapshots or None,
+            snapshot_mode=self.snapshot_mode or None,
+            snapshot_max_age=self.snapshot_max_age or None,
         )
+
+    def _snapshot_config(self) -> tuple[Any, str, Any]:
+        """(directory, mode, max age): traitlet (or %massive_snapshots) > environment."""
+        from .settings import resolve_snapshots
+
+        return resolve_snapshots(
+            self.snapshots or None, self.snapshot_mode or None, self.snapshot_max_age or None
+        )
+
+    def _sync_client(self) -> Client | None:
+        """The client with the current snapshot settings; a replay's client ends with replay."""
+        where, mode, age = self._snapshot_config()
+        if self.client is not None and self.offline and mode != "replay":
+            self._replace_client(None)  # it never logged in: reading live needs a login
+        if self.client is not None:
+            self.client.use_snapshots(where, mode, age)
+        return self.client
 
     def _make_client(self, settings: Settings, prompt: Callable[[str], str]) -> Client:
         from .client import Client
@@ -191,16 +227,18 @@ class MassiveMagics(Magics):
         return self.sandbox
 
     def _current_client(self) -> Client:
-        """The logged-in client; else log in from env credentials or a cached session."""
-        if self.client is not None:
-            return self.client
+        """The logged-in client; else log in from env credentials or a cached session
+        (in replay: a client that never logs in)."""
         with self._translate():
+            if self._sync_client() is not None:
+                return self.client  # type: ignore[return-value]
             settings = self._settings(None, None, None)
-        if not (settings.username or settings.api_key):
+        replay = settings.snapshot_mode == "replay"
+        if not (settings.username or settings.api_key or replay):
             raise UsageError(NOT_LOGGED_IN)
         client = self._make_client(settings, _not_logged_in)
         self._login(client)
-        self.client = client
+        self.client, self.offline = client, replay
         return client
 
     def _login(self, client: Client, force: bool = False) -> Any:
@@ -277,18 +315,67 @@ class MassiveMagics(Magics):
         """
         args = parse_argstring(self.massive_login, line)
         with self._translate():
+            replay = self._snapshot_config()[1] == "replay"
             if args.sandbox:  # its demo account, whatever credentials the environment holds
-                srv = self._start_sandbox()
-                settings = self._settings(srv.url, srv.username, None)
-                settings = settings.with_changes(password=srv.password, api_key=None)
+                from .settings import SANDBOX_SNAPSHOT_SERVER
+
+                srv = self.sandbox if replay else self._start_sandbox()  # replay: none started
+                settings = self._settings(srv.url if srv else "http://localhost", None, None)
+                settings = settings.with_changes(
+                    username=srv.username if srv else None,
+                    password=srv.password if srv else None,
+                    api_key=None,
+                    snapshot_server=SANDBOX_SNAPSHOT_SERVER,  # its port changes, its data not
+                )
             else:
                 allow = True if args.allow_http else None  # else $MASSIVE_MAGIC_ALLOW_HTTP
                 settings = self._settings(args.url, args.user, args.api_key_env, allow)
-                _require_user(settings)
+                if not replay:
+                    _require_user(settings)
         client = self._make_client(settings, password_prompt)
         info = self._login(client, force=args.force)
         self._replace_client(client)
+        self.offline = replay
         print(describe_login(info))
+
+    @magic_arguments()
+    @argument("words", nargs="*", metavar="[MODE] [DIR]", help="record, replay, auto or off; "
+              "the snapshot directory ({var} takes it from Python).")  # fmt: skip
+    @argument("--max-age", metavar="AGE", help="Oldest snapshot replayed (7d, 12h); 'none': any.")
+    @no_var_expand
+    @line_magic
+    def massive_snapshots(self, line: str) -> None:
+        """Record card reads to a directory, or replay them from it without Metabase.
+
+        Modes: ``record`` (live, every card read saved), ``replay`` (never contacts
+        Metabase, no login needed), ``auto`` (a matching snapshot, else live and
+        saved; the default with a directory), ``off``. Without arguments: the mode,
+        the directory, how many snapshots it holds, the oldest and the newest. Name
+        only the directory in a notebook: ``MASSIVE_MAGIC_SNAPSHOT_MODE=replay``
+        then replays it for a colleague.
+
+        Examples::
+
+            %massive_snapshots snapshots/            # record or replay beside the notebook
+            %massive_snapshots replay --max-age 7d   # nothing older than a week
+            %massive_snapshots                       # what is there
+        """
+        args = parse_argstring(self.massive_snapshots, line)
+        ns = self.shell.user_ns if self.shell is not None else {}
+        from .settings import resolve_snapshots
+        from .snapshots import SnapshotStore
+
+        with self._translate():
+            words = [str(expand_vars(w, ns, where="Snapshot directory")) for w in args.words]
+            now = (self.snapshots, self.snapshot_mode, self.snapshot_max_age)
+            chosen = snapshot_words(words, args.max_age, now)
+            resolve_snapshots(*chosen)  # a bad mode or age is refused before anything changes
+            self.snapshots, self.snapshot_mode, self.snapshot_max_age = chosen
+            ended = self.offline and self.client is not None
+            self._sync_client()
+            where, mode, max_age = self._snapshot_config()
+            infos = SnapshotStore(where).list() if where else []
+        print(describe_snapshots(mode, where, infos, max_age, ended=ended and not self.client))
 
     @magic_arguments()
     @no_var_expand
@@ -304,11 +391,13 @@ class MassiveMagics(Magics):
         if self.client is None:
             print("Not logged in.")
             return
-        client = self.client
+        client, offline = self.client, self.offline
         with self._translate():
-            client.logout()
+            client.logout()  # in replay: sends nothing
         self._replace_client(None)
-        print(f"Logged out of {client.url}.")
+        print(
+            "Not logged in: snapshots were replayed." if offline else f"Logged out of {client.url}."
+        )
 
     @magic_arguments()
     @argument("ref", help="Card id, 'id-slug' or the card's URL; {var} takes it from Python.")

@@ -56,6 +56,10 @@ PICKER_WORDS: Mapping[Step, str] = {
     "only you can write.",
     Step.CONNECT_SERVER: "Log in to it with %massive_login --url {names}.",
     Step.INSTALL_EXTRA: "Install it with %pip install 'massive-magic[{names}]'.",
+    Step.RECORD_SNAPSHOT: "Record it with %massive_snapshots record (or auto) while online.",
+    Step.ALLOW_OLDER: "Or allow older ones: %massive_snapshots replay --max-age 30d.",
+    Step.LEAVE_REPLAY: "Run %massive_snapshots auto (or off), then open the picker again.",
+    Step.SET_SNAPSHOT_DIR: "Name it with %massive_snapshots DIR (or set {names}).",
 }
 
 

@@ -7,10 +7,12 @@ never look at ``os.environ`` themselves.
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,6 +20,7 @@ from urllib.parse import urlsplit
 import platformdirs
 
 from .errors import ConfigError, NextStep, Step
+from .snapshot_keys import SnapshotMode, parse_max_age, parse_mode
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -29,11 +32,16 @@ __all__ = [
     "ENV_CACHE_DIR",
     "ENV_EMAIL",
     "ENV_PASSWORD",
+    "ENV_SNAPSHOTS",
+    "ENV_SNAPSHOT_MAX_AGE",
+    "ENV_SNAPSHOT_MODE",
     "ENV_URL",
+    "SANDBOX_SNAPSHOT_SERVER",
     "Settings",
     "default_cache_dir",
     "is_loopback",
     "normalize_url",
+    "resolve_snapshots",
 ]
 
 DEFAULT_URL = "https://massive.metabaseapp.com"
@@ -51,6 +59,14 @@ ENV_CACHE_DIR = "MASSIVE_MAGIC_CACHE_DIR"
 ENV_MAX_SESSION_AGE = "MASSIVE_METABASE_MAX_SESSION_AGE"
 #: ``1`` lets the client send the password over plain http:// to another machine.
 ENV_ALLOW_HTTP = "MASSIVE_MAGIC_ALLOW_HTTP"
+#: The snapshot directory, and what card reads do with it (record, replay, auto, off).
+ENV_SNAPSHOTS = "MASSIVE_MAGIC_SNAPSHOTS"
+ENV_SNAPSHOT_MODE = "MASSIVE_MAGIC_SNAPSHOT_MODE"
+#: The oldest snapshot replay accepts (``7d``, ``12h``); older ones are errors.
+ENV_SNAPSHOT_MAX_AGE = "MASSIVE_MAGIC_SNAPSHOT_MAX_AGE"
+#: What snapshots of a sandbox started by ``%massive_login --sandbox`` are keyed by
+#: instead of its URL: its port changes from kernel to kernel, its demo data does not.
+SANDBOX_SNAPSHOT_SERVER = "sandbox://demo"
 
 #: First path segments of Metabase's own pages: a server URL never contains them.
 _APP_ROUTES = frozenset(
@@ -124,6 +140,52 @@ def normalize_url(url: str, *, allow_http: bool = False) -> str:
     return cleaned
 
 
+def resolve_snapshots(
+    directory: str | os.PathLike[str] | None = None,
+    mode: str | SnapshotMode | None = None,
+    max_age: str | dt.timedelta | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[Path | None, SnapshotMode, dt.timedelta | None]:
+    """``snapshots``, ``snapshot_mode`` and ``snapshot_max_age`` for :class:`Settings`.
+
+    Each given value wins over its environment variable. The mode defaults to
+    ``auto`` when there is a directory, else ``off``.
+    """
+    env = os.environ if environ is None else environ
+    where = directory or env.get(ENV_SNAPSHOTS) or None
+    if mode is None and env.get(ENV_SNAPSHOT_MODE, "").strip():
+        with _naming(ENV_SNAPSHOT_MODE, env):
+            mode = parse_mode(env[ENV_SNAPSHOT_MODE])
+    chosen = parse_mode(mode) if mode is not None else None
+    if chosen is None:
+        chosen = SnapshotMode.AUTO if where else SnapshotMode.OFF
+    if max_age is None and env.get(ENV_SNAPSHOT_MAX_AGE, "").strip():
+        with _naming(ENV_SNAPSHOT_MAX_AGE, env):
+            max_age = parse_max_age(env[ENV_SNAPSHOT_MAX_AGE])
+    age = parse_max_age(max_age)
+    _check_snapshots(chosen, where)
+    return (Path(where) if where else None), chosen, age
+
+
+def _check_snapshots(mode: SnapshotMode, directory: object) -> None:
+    """Every mode but ``off`` needs a directory."""
+    if mode is not SnapshotMode.OFF and not directory:
+        raise ConfigError(
+            f"Snapshot mode {mode.value!r} needs a snapshot directory, and none is named.",
+            next_steps=(NextStep(Step.SET_SNAPSHOT_DIR, names=(ENV_SNAPSHOTS,)),),
+        )
+
+
+@contextmanager
+def _naming(name: str, env: Mapping[str, str]) -> Iterator[None]:
+    """A ConfigError about an environment variable's value names the variable."""
+    try:
+        yield
+    except ConfigError as exc:
+        raise ConfigError(f"{name}={env[name]!r}: {exc.message}") from None
+
+
 def _positive(value: float, what: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{what} must be a number of seconds, not {value!r}.")
@@ -139,6 +201,11 @@ class Settings:
     Settings (or a Client) never shows a secret. ``allow_http`` permits plain
     ``http://`` to another machine. ``env_password_withheld`` records that
     ``MASSIVE_METABASE_PASSWORD`` was not used because it belongs to another account.
+
+    ``snapshots`` is the snapshot directory and ``snapshot_mode`` what card reads do
+    with it; ``snapshot_max_age`` the oldest snapshot a replay accepts;
+    ``snapshot_server`` what snapshots are keyed by instead of ``url`` (the
+    sandbox's, whose port changes), None for the URL itself.
     """
 
     url: str = DEFAULT_URL
@@ -151,10 +218,20 @@ class Settings:
     max_session_age: float = DEFAULT_MAX_SESSION_AGE
     allow_http: bool = False
     env_password_withheld: bool = field(default=False, repr=False)
+    snapshots: Path | None = None
+    snapshot_mode: SnapshotMode = SnapshotMode.OFF
+    snapshot_max_age: dt.timedelta | None = None
+    snapshot_server: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", normalize_url(self.url, allow_http=self.allow_http))
         object.__setattr__(self, "cache_dir", Path(self.cache_dir).expanduser())
+        if self.snapshots is not None:
+            object.__setattr__(self, "snapshots", Path(self.snapshots).expanduser())
+        mode = parse_mode(self.snapshot_mode)
+        object.__setattr__(self, "snapshot_mode", mode)
+        object.__setattr__(self, "snapshot_max_age", parse_max_age(self.snapshot_max_age))
+        _check_snapshots(mode, self.snapshots)
         _positive(self.connect_timeout, "Timeouts")
         _positive(self.read_timeout, "Timeouts")
         _positive(self.max_session_age, "The maximum session age")
@@ -171,6 +248,9 @@ class Settings:
         timeout: float | tuple[float, float] | None = None,
         max_session_age: float | None = None,
         allow_http: bool | None = None,
+        snapshots: str | os.PathLike[str] | None = None,
+        snapshot_mode: str | SnapshotMode | None = None,
+        snapshot_max_age: str | dt.timedelta | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Settings:
         """Explicit values win; the environment fills the gaps; defaults fill the rest.
@@ -181,6 +261,9 @@ class Settings:
         no e-mail is set).
         """
         env = os.environ if environ is None else environ
+        where, mode, age = resolve_snapshots(
+            snapshots, snapshot_mode, snapshot_max_age, environ=env
+        )
         connect, read = DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
         if isinstance(timeout, tuple):
             connect, read = float(timeout[0]), float(timeout[1])
@@ -218,6 +301,9 @@ class Settings:
             max_session_age=max_session_age or DEFAULT_MAX_SESSION_AGE,
             allow_http=allow_http,
             env_password_withheld=withheld,
+            snapshots=where,
+            snapshot_mode=mode,
+            snapshot_max_age=age,
         )
 
     def with_changes(self, **changes: object) -> Settings:

@@ -110,9 +110,12 @@ def describe_age(age: dt.timedelta) -> str:
 class _Target(Protocol):
     """What ``cards.QueryTarget`` has (any object with these three attributes)."""
 
-    card_id: int
-    dashboard_id: int | None
-    dashcard_id: int | None
+    @property
+    def card_id(self) -> int: ...
+    @property
+    def dashboard_id(self) -> int | None: ...
+    @property
+    def dashcard_id(self) -> int | None: ...
 
 
 Target = int | tuple[int, int, int] | _Target

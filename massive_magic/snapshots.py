@@ -26,12 +26,12 @@ partial frame.
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,7 +39,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from massive_magic.errors import ConfigError, SnapshotError
+from massive_magic.errors import ConfigError, NextStep, SnapshotError, Step
+from massive_magic.snapshot_files import (
+    damaged,
+    fsync_directory,
+    iso,
+    json_document,
+    parse_time,
+    read_document,
+    write_temporary,
+)
 from massive_magic.snapshot_keys import (
     SnapshotKey,
     SnapshotMode,
@@ -169,8 +178,8 @@ class SnapshotStore:
             "version": VERSION,
             "key": key.identity(),
             "name": name,
-            "recorded_at": _recorded_at(massive.get("fetched_at")) or _iso(self._clock()),
-            "written_at": _iso(self._clock()),
+            "recorded_at": _recorded_at(massive.get("fetched_at")) or iso(self._clock()),
+            "written_at": iso(self._clock()),
             "parquet": {
                 "file": stem + ".parquet",
                 "sha256": hashlib.sha256(data).hexdigest(),
@@ -182,16 +191,16 @@ class SnapshotStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         parquet, manifest = self.directory / (stem + ".parquet"), self.directory / (stem + ".json")
         older = sorted(self.directory.glob(f"*-{key.digest[:16]}.*"))
-        written = _write_temporary(parquet, data)
+        written = write_temporary(parquet, data)
         for path in older:  # unmatched from here on: an old manifest goes before its data
             if path.suffix == ".json":
                 path.unlink(missing_ok=True)
         os.replace(written, parquet)
-        os.replace(_write_temporary(manifest, _json_manifest(body)), manifest)
+        os.replace(write_temporary(manifest, json_document(body)), manifest)
         for path in older:  # a renamed card's old Parquet file
             if path.suffix == ".parquet" and path != parquet:
                 path.unlink(missing_ok=True)
-        _fsync_directory(self.directory)
+        fsync_directory(self.directory)
         return manifest
 
     # -- reading --
@@ -203,10 +212,10 @@ class SnapshotStore:
 
     def _lookup(self, key: SnapshotKey) -> tuple[SnapshotInfo, dict[str, Any]] | None:
         for path in sorted(self.directory.glob(f"*-{key.digest[:16]}.json")):
-            body = _read_manifest(path)
+            body = read_document(path, FORMAT, VERSION)
             recorded = _key_of(body, path)
             if recorded != key:
-                raise _damaged(path, "its manifest's key does not match its file name")
+                raise damaged(path, "its manifest's key does not match its file name")
             return self._info(path, body, recorded), body
         return None
 
@@ -236,10 +245,11 @@ class SnapshotStore:
             if age > limit:
                 raise SnapshotError(
                     f"The snapshot of {key.label} is {describe_age(age)} old (recorded "
-                    f"{_iso(info.recorded_at)}), older than the {describe_age(limit)} allowed: "
+                    f"{iso(info.recorded_at)}), older than the {describe_age(limit)} allowed: "
                     f"{info.path}.",
                     reason="expired",
                     path=str(info.path),
+                    next_steps=(NextStep(Step.RECORD_SNAPSHOT), NextStep(Step.ALLOW_OLDER)),
                 )
         return self._frame(info, body)
 
@@ -249,10 +259,10 @@ class SnapshotStore:
         try:
             data = info.parquet.read_bytes()
         except FileNotFoundError:
-            raise _damaged(info.path, "its Parquet file is missing") from None
+            raise damaged(info.path, "its Parquet file is missing") from None
         expected = body["parquet"]
         if len(data) != expected["bytes"]:
-            raise _damaged(info.path, "its Parquet file does not match the manifest's checksum")
+            raise damaged(info.path, "its Parquet file does not match the manifest's checksum")
         # Both release the GIL: hash while Arrow parses, decode only once the sum is right.
         table: Any = None
         problem = ""
@@ -263,14 +273,14 @@ class SnapshotStore:
             except SnapshotError as exc:
                 problem = exc.message
             if digest.result() != expected["sha256"]:
-                raise _damaged(info.path, "its Parquet file does not match the manifest's checksum")
+                raise damaged(info.path, "its Parquet file does not match the manifest's checksum")
         frame = None
         try:
             frame = fmt.decode_frame(table, body["layout"]) if table is not None else None
         except SnapshotError as exc:
             problem = exc.message
         if frame is None:
-            raise _damaged(info.path, problem)
+            raise damaged(info.path, problem)
         attrs = json.loads(json.dumps(body["attrs"]))
         massive = attrs.get("massive")
         if isinstance(massive, dict):
@@ -284,11 +294,21 @@ class SnapshotStore:
         found = []
         for path in sorted(self.directory.glob("*.json")):
             try:
-                body = _read_manifest(path)
+                body = read_document(path, FORMAT, VERSION)
                 found.append(self._info(path, body, _key_of(body, path)))
             except SnapshotError:
                 continue
         found.sort(key=lambda i: (i.key.card_id, i.key.dashboard_id or 0, i.recorded_at))
+        return found
+
+    def problems(self) -> builtins.list[tuple[Path, str]]:
+        """The manifests ``list`` leaves out, each with what is wrong with it."""
+        found = []
+        for path in sorted(self.directory.glob("*.json")):
+            try:
+                _key_of(read_document(path, FORMAT, VERSION), path)
+            except SnapshotError as exc:
+                found.append((path, exc.message))
         return found
 
     def nearest(self, key: SnapshotKey) -> str | None:
@@ -327,7 +347,7 @@ class SnapshotStore:
 
     def _info(self, path: Path, body: dict[str, Any], key: SnapshotKey) -> SnapshotInfo:
         parquet = path.with_name(str(body["parquet"]["file"]))
-        recorded = _parse_time(body["recorded_at"], path)
+        recorded = parse_time(body["recorded_at"], path)
         try:
             size = path.stat().st_size + parquet.stat().st_size
         except FileNotFoundError:
@@ -352,7 +372,12 @@ class SnapshotStore:
             message += f". The nearest differs: {near}."
         else:
             message += "; it holds no snapshot of this card at all."
-        return SnapshotError(message, reason="missing", path=str(self.directory))
+        return SnapshotError(
+            message,
+            reason="missing",
+            path=str(self.directory),
+            next_steps=(NextStep(Step.RECORD_SNAPSHOT, ref=key.card_id),),
+        )
 
 
 def _provenance(massive: Any) -> dict[str, Any]:
@@ -392,47 +417,11 @@ def _attrs(attrs: Mapping[Any, Any], massive: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _json_manifest(body: dict[str, Any]) -> bytes:
-    """The manifest: the body plus the SHA-256 of its canonical form (edits show)."""
-    checksum = hashlib.sha256(_canonical(body)).hexdigest()
-    document = {**body, "manifest_sha256": checksum}
-    return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
-
-
-def _canonical(body: Mapping[str, Any]) -> bytes:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _read_manifest(path: Path) -> dict[str, Any]:
-    try:
-        document = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise _damaged(path, "its manifest disappeared while being read") from None
-    except (ValueError, UnicodeDecodeError):
-        raise _damaged(path, "its manifest is not valid JSON") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise _damaged(path, "its manifest is not a massive-magic snapshot manifest")
-    if document.get("version") != VERSION:
-        raise _damaged(path, f"its manifest has version {document.get('version')!r}")
-    checksum = document.pop("manifest_sha256", None)
-    if checksum != hashlib.sha256(_canonical(document)).hexdigest():
-        raise _damaged(path, "its manifest was edited (its checksum does not match)")
-    return document
-
-
 def _key_of(body: Mapping[str, Any], path: Path) -> SnapshotKey:
     try:
         return SnapshotKey.from_identity(body["key"], name=body.get("name"))
     except (KeyError, TypeError, ValueError, ConfigError):
-        raise _damaged(path, "its manifest's key is incomplete") from None
-
-
-def _damaged(path: Path, what: str) -> SnapshotError:
-    return SnapshotError(
-        f"The snapshot {path} is damaged: {what}. Record it again.",
-        reason="corrupt",
-        path=str(path),
-    )
+        raise damaged(path, "its manifest's key is incomplete") from None
 
 
 def _prefix(key: SnapshotKey, name: str | None) -> str:
@@ -446,50 +435,10 @@ def _prefix(key: SnapshotKey, name: str | None) -> str:
     return f"{head}-{slug}" if slug else head
 
 
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def _recorded_at(fetched_at: Any) -> str | None:
     """The frame's fetched_at, if it is a date-time (normalised to UTC ``...Z``)."""
     try:
         moment = dt.datetime.fromisoformat(str(fetched_at).replace("Z", "+00:00"))
     except ValueError:
         return None
-    return _iso(moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc))
-
-
-def _parse_time(text: Any, path: Path) -> dt.datetime:
-    try:
-        moment = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        raise _damaged(path, f"its recording time {text!r} is not a date-time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
-
-
-def _write_temporary(path: Path, data: Any) -> str:
-    """``data`` in a new temporary file beside ``path``, fsynced: ready for ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(memoryview(data))
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return tmp
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the renames durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    return iso(moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc))

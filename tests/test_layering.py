@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "massive_magic"
 #: module -> the package modules it may import
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
-    "settings": {"errors"},
+    "settings": {"errors", "snapshot_keys"},
     "refs": {"errors"},
     "token_store": {"errors", "settings"},
     "throttle": {"errors", "settings", "token_store"},
@@ -52,7 +52,9 @@ ALLOWED: dict[str, set[str]] = {
     },
     "snapshot_keys": {"errors"},
     "snapshot_format": {"errors"},
-    "snapshots": {"errors", "snapshot_keys", "snapshot_format"},
+    "snapshot_files": {"errors"},
+    "snapshots": {"errors", "snapshot_keys", "snapshot_format", "snapshot_files"},
+    "snapshot_meta": {"snapshot_keys", "snapshot_files"},
     "prefetch": set(),
     "progress": set(),
     "card_answers": {"errors"},
@@ -90,6 +92,19 @@ ALLOWED: dict[str, set[str]] = {
         "progress",
         "token_store",
         "links",
+        "snapshot_keys",
+        "snapshot_reads",
+    },
+    # snapshot_reads: the client's reads through a snapshot directory (record/replay/auto).
+    "snapshot_reads": {
+        "errors",
+        "settings",
+        "card_answers",
+        "metadata",
+        "snapshot_keys",
+        "snapshot_files",
+        "snapshot_meta",
+        "snapshots",
     },
     "magic_text": {"errors"},
     # IPython's completer API over completion.py; reads lists through metadata, lazily.
@@ -105,6 +120,7 @@ ALLOWED: dict[str, set[str]] = {
         "magic_text",
         "magic_completion",
         "card_view",
+        "snapshots",
     },
     # picker_inputs: the picker's inputs read ParameterDecl, the one reading of declarations.
     # magics: only lazily, inside picker(), to borrow the notebook's %massive_login
@@ -123,7 +139,9 @@ ALLOWED: dict[str, set[str]] = {
         "picker_view",
         "magics",
     },
-    "cli": {"errors", "settings", "sandbox", "client"},
+    "cli": {"errors", "settings", "sandbox", "client", "cli_snapshots"},
+    # cli_snapshots: `massive-magic snapshots`; cli only lazily (run_notebook), cli imports it.
+    "cli_snapshots": {"errors", "settings", "snapshot_keys", "snapshots", "cli"},
 }
 
 #: third-party top-level package -> the modules allowed to import it

@@ -119,3 +119,49 @@ def test_kernel_without_stdin_asks_for_the_env_var(srv: Any, tmp_path: Path) -> 
     done = nbformat.read(run.output, as_version=4)
     assert done.cells[2].execution_count is None  # Run All stopped at the failing cell
     assert srv.count("POST", "/api/session") == 0
+
+
+def test_sharing_replays_every_frame_offline(tmp_path: Path) -> None:
+    """Record the sharing notebook against its sandbox, then replay it in a fresh kernel
+    with no credentials and no sandbox: every frame is the same, and came from a snapshot."""
+    import pandas as pd
+    from pandas.testing import assert_frame_equal
+
+    from massive_magic.settings import ENV_SNAPSHOT_MODE, ENV_SNAPSHOTS
+
+    source = NOTEBOOKS / "sharing.ipynb"
+    snapshots = tmp_path / "snapshots"
+    frames: dict[str, Path] = {}
+    runs: dict[str, NotebookRun] = {}
+    for mode in ("record", "replay"):
+        (tmp_path / mode / "work").mkdir(parents=True)
+        frames[mode] = tmp_path / mode / "frames"
+        frames[mode].mkdir()
+        env = kernel_env(tmp_path / mode)  # no MASSIVE_METABASE_* credentials at all
+        env.update(
+            {
+                ENV_SNAPSHOTS: str(snapshots),
+                ENV_SNAPSHOT_MODE: mode,
+                "SHARING_FRAMES": str(frames[mode]),
+            }
+        )
+        output = tmp_path / mode / "sharing.ipynb"
+        runs[mode] = run_notebook(source, output, cwd=tmp_path / mode / "work", env=env)
+        assert runs[mode].ok, (mode, runs[mode].error)
+    replay_text = outputs_text(nbformat.read(runs["replay"].output, as_version=4))
+    assert f"Replaying snapshots of sandbox://demo from {snapshots}: no login" in replay_text
+    assert "Logged in to" not in replay_text  # no sandbox, no login: nothing to send to
+    assert ", from a snapshot of " in replay_text
+    recorded = sorted(p.name for p in frames["record"].iterdir())
+    assert recorded == sorted(p.name for p in frames["replay"].iterdir())
+    assert len(recorded) == 4  # daily, europe and the dashboard's two cards
+    for name in recorded:
+        live = pd.read_pickle(frames["record"] / name)
+        replayed = pd.read_pickle(frames["replay"] / name)
+        assert_frame_equal(replayed, live, check_exact=True)
+        assert list(replayed.dtypes) == list(live.dtypes)
+        got, want = dict(replayed.attrs["massive"]), dict(live.attrs["massive"])
+        assert want["source"] != "snapshot" and got.pop("source") == "snapshot"
+        got.pop("snapshot")
+        want.pop("source")
+        assert got == want  # same url, card, parameters, fetched_at ...
