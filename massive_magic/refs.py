@@ -152,15 +152,6 @@ def card_id(ref: object, server: str | None = None) -> int:
     raise BadCardRef(f"Cannot find a card id in {text!r}. {_HINT}")
 
 
-def _id_after(segments: list[str], kinds: tuple[str, ...]) -> int | str | None:
-    """The id that follows a kind segment (``dashboard``, ``question``...) of a URL path."""
-    for kind, following in pairwise(segments):
-        head = following.split("-", 1)[0]
-        if kind in kinds and head.isascii() and head.isdigit():
-            return int(head)
-    return None
-
-
 def dashboard_id(ref: object, server: str | None = None) -> int:
     """The dashboard id in ``ref`` (an id, ``"12-slug"`` or a ``/dashboard/12`` URL).
 
