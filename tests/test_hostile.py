@@ -166,11 +166,11 @@ def test_a_read_timeout_sends_the_query_once(srv: Any, make_client: Any) -> None
     srv.faults.delay_next(3, seconds=3, path=path)
     with pytest.raises(ResponseError) as caught:
         client.card(demo.SEQUENCE)
-    assert caught.value.next_steps == (NextStep(Step.RAISE_TIMEOUT),)
-    assert "0.5 s" in caught.value.message
     wait_until(lambda: srv.count("POST", path) >= 1)
     assert srv.faults.pending[0]["remaining"] == 2  # one delayed answer was used up, not two
     assert srv.count("POST", path) == 1
+    assert caught.value.next_steps == (NextStep(Step.RAISE_TIMEOUT),)
+    assert "0.5 s" in caught.value.message
 
 
 def test_a_dripping_body_ends_at_the_deadline(srv: Any, make_client: Any) -> None:
