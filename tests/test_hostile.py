@@ -254,6 +254,19 @@ def test_a_query_failing_mid_stream_is_an_error_never_a_short_frame(
     assert caught.value.error_type == "invalid-query"
 
 
+def test_metabases_words_end_before_the_advice(
+    srv: Any, client: Client, ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SQL error ends "Position: 38": the advice starts a sentence of its own."""
+    with pytest.raises(errors.QueryFailed) as caught:
+        client.card(demo.BROKEN)
+    assert "Position: 38”. Open the card in Metabase" in str(caught.value)
+    monkeypatch.setenv(ENV_PASSWORD, srv.password)
+    assert run(ip, f"%massive_login --url {srv.url} --user {srv.username}").success
+    error = usage_error(run(ip, f"%massive_card {demo.BROKEN}"))
+    assert "Position: 38”. Open the card in Metabase" in str(error)
+
+
 # -- careless input: a card URL of another server ------------------------------------------
 
 
