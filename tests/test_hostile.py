@@ -267,6 +267,19 @@ def test_metabases_words_end_before_the_advice(
     assert "Position: 38”. Open the card in Metabase" in str(error)
 
 
+def test_ids_as_cards_gives_them_and_unicode_digits_are_not_ids(srv: Any, client: Client) -> None:
+    """``Client.cards()`` gives numpy integers: they are ids; ``'٥١٢'`` is not card 512."""
+    ids = client.cards()["id"]
+    first = ids[ids == demo.SEQUENCE].iloc[0]
+    assert not isinstance(first, int)  # a numpy integer, as the frame holds it
+    assert client.card(first).attrs["massive"]["card_id"] == demo.SEQUENCE
+    srv.reset_log()
+    for ref in ("٥١٢", "٥١٢-sequence", f"{srv.url}/question/٥١٢"):
+        with pytest.raises(BadCardRef):
+            client.card(ref)
+    assert srv.log == []
+
+
 # -- careless input: a card URL of another server ------------------------------------------
 
 
