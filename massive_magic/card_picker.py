@@ -222,7 +222,7 @@ class CardPicker(widgets.VBox):
     def select(self, ref: int | str) -> dict[str, Any]:
         """Show card ``ref``'s description and parameter inputs; returns its metadata."""
         try:
-            ident = card_id(ref)
+            ident = card_id(ref, server=self.client.url)
             info = plain_card(self.client.card_info(ident))
         except Exception as exc:
             self._show_error(exc)

@@ -292,29 +292,39 @@ class SessionLogin:
         base = self.settings.url
         message = f"Metabase password for {username} at {base}: "
         if self._password_prompt is not None:
-            password = self._password_prompt(message)
+            try:
+                password = self._password_prompt(message)
+            except AuthError as exc:  # a prompt that cannot ask (a kernel without stdin)
+                if not self.settings.env_password_withheld:
+                    raise
+                # Its advice (set the password variable) would not help: say whose it is.
+                raise self._no_password(username) from exc
         elif _interactive_stdin():
             password = getpass.getpass(message)
         else:
-            if self.settings.env_password_withheld:
-                reason = (
-                    f" ({ENV_PASSWORD} is the password of {ENV_EMAIL}, another account, "
-                    "so it is not sent for this one)"
-                )
-                names: tuple[str, ...] = (ENV_EMAIL, ENV_PASSWORD)
-            else:
-                reason, names = "", (ENV_PASSWORD,)
-            raise AuthError(
-                f"No password for {username} at {base}{reason}.",
-                next_steps=(
-                    NextStep(Step.SET_PASSWORD, names=names),
-                    NextStep(Step.USE_API_KEY, names=(ENV_API_KEY,)),
-                ),
-            )
+            raise self._no_password(username)
         if not password:
             raise AuthError(f"No password was entered for {username} at {base}.")
         self._password, self._prompted = Secret(password), True
         return self._password
+
+    def _no_password(self, username: str) -> AuthError:
+        """No password and no way to ask: name what to set (and why the env's is not used)."""
+        if self.settings.env_password_withheld:
+            reason = (
+                f" ({ENV_PASSWORD} is the password of {ENV_EMAIL}, another account, "
+                "so it is not sent for this one)"
+            )
+            names: tuple[str, ...] = (ENV_EMAIL, ENV_PASSWORD)
+        else:
+            reason, names = "", (ENV_PASSWORD,)
+        return AuthError(
+            f"No password for {username} at {self.settings.url}{reason}.",
+            next_steps=(
+                NextStep(Step.SET_PASSWORD, names=names),
+                NextStep(Step.USE_API_KEY, names=(ENV_API_KEY,)),
+            ),
+        )
 
     def _check_may_login(self, entry: TokenEntry | None, *, explicit: bool) -> None:
         """Raise instead of sending a login that is known to be useless or harmful."""

@@ -74,7 +74,7 @@ from .links import frame_links
 from .metadata import fetch_card
 from .prefetch import DeadlinePassed, Prefetch
 from .progress import ReadProgress
-from .rowstream import ApiRowStream
+from .rowstream import ApiRowStream, limit_whitespace
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -281,7 +281,7 @@ class CardReader:
         body = {"parameters": self.parameters, "ignore_cache": bool(self.refresh)}
         response = self._send("", json=body)
         with self._body(response, json_body=True) as chunks:
-            raw = b"".join(chunks)
+            raw = b"".join(limit_whitespace(chunks))
         answer = as_object(parse_json(raw, self.target, self.url), self.target.path)
         raise_if_failed(answer, self.target, self.url)
         data = answer.get("data")
@@ -327,7 +327,7 @@ class CardReader:
         zone = data.get("results_timezone")
         response = self._send("/csv", data=self._form)
         with self._body(response, json_body=False) as chunks:
-            body = b"".join(chunks)
+            body = b"".join(limit_whitespace(chunks))
         if body.lstrip()[:1] == b"{":
             # A failed query answers a csv download with a JSON error document.
             raise_if_failed(parse_json(body, self.target, self.url), self.target, self.url)

@@ -21,7 +21,8 @@ instead parses it batch by batch from the byte chunks as they arrive:
 A body that does not start with the rows (an error document
 ``{"status":"failed",...}``, another key order) is parsed whole. Invalid JSON or
 a body that ends early raises ``ResponseError`` -- never a silently shorter
-result (Metabase writes half a document when a query fails mid-stream, #60295).
+result -- except Metabase's failure mid-stream (#60295: its error object follows
+the last row written): that object becomes the ``tail``, for the caller to raise.
 
 orjson turns integers beyond its exact range (``-2**63 .. 2**64-1``) into floats
 without a word, so a batch whose text holds a run of 20 digits (or a minus and
@@ -57,7 +58,7 @@ import orjson
 from massive_magic.errors import ResponseError
 from massive_magic.gcpause import gc_paused
 
-__all__ = ["WHITESPACE_RUN_LIMIT", "ApiRowStream"]
+__all__ = ["WHITESPACE_RUN_LIMIT", "ApiRowStream", "limit_whitespace"]
 
 _WS = b" \t\r\n"
 _WS_RUN = re.compile(rb"[ \t\r\n]*")
@@ -92,6 +93,52 @@ _BROKEN = (
     "The answer ended early or was not valid JSON. Metabase does this when a query "
     "fails mid-stream; run it again or check the card in Metabase."
 )
+
+
+def limit_whitespace(
+    chunks: Iterable[bytes], max_run: int = WHITESPACE_RUN_LIMIT
+) -> Iterator[bytes]:
+    """The non-empty chunks as ``bytes``; a ResponseError once a whitespace run passes
+    ``max_run``, before the rest is read (any JSON answer, in rows or read whole).
+
+    Each window is stripped at both ends (C speed): a run is the trailing whitespace of
+    one window, whole windows of it, and the leading whitespace of the next.
+    """
+    max_run = max(1, max_run)
+    window = min(_RUN_WINDOW, max_run)
+    run = 0
+    for raw in chunks:
+        if not raw:
+            continue
+        chunk = bytes(raw)
+        for start in range(0, len(chunk), window):
+            part = chunk if len(chunk) <= window else chunk[start : start + window]
+            body = part.lstrip(_WS)
+            run += len(part) - len(body)
+            if run > max_run:
+                raise ResponseError(_PADDED.format(limit=_size(max_run)))
+            if body:
+                run = len(body) - len(body.rstrip(_WS))
+        yield chunk
+
+
+# Where an object appended to the rows may start: after a row's ``]``, or at the start.
+_FAILURE_START = re.compile(rb"(?:^|\])[ \t\r\n,]*(?=\{)")
+_FAILURE_TRIES = 16
+
+
+def _appended_failure(rest: bytes) -> dict[str, Any] | None:
+    """The ``{"status":"failed",...}`` object a query failing mid-stream appends to the
+    rows (invalid JSON, #60295), or None: the failure's own words, for the caller."""
+    starts = [match.end() for match in _FAILURE_START.finditer(rest)]
+    for start in reversed(starts[-_FAILURE_TRIES:]):  # it ends the body: try from the end
+        try:
+            doc = orjson.loads(rest[start:])
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(doc, dict) and doc.get("status") == "failed":
+            return doc
+    return None
 
 
 class _Invalid(Exception):
@@ -171,6 +218,11 @@ def _skip_ws(buf: bytes, i: int) -> int:
     return match.end() if match else i
 
 
+def _skip_ws_text(text: str, i: int) -> int:
+    match = _WS_TEXT.match(text, i)
+    return match.end() if match else i
+
+
 def _match_prefix(buf: bytes) -> tuple[int | bool | None, bytes]:
     """Where the rows start in ``buf``, and what to keep of it while that is unknown.
 
@@ -239,28 +291,9 @@ class ApiRowStream:
     # -- padding --------------------------------------------------------------
 
     def _guarded(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        """The non-empty chunks as ``bytes``; raises once a whitespace run passes the limit.
-
-        Each window is stripped at both ends (C speed): a run is the trailing
-        whitespace of one window, whole windows of whitespace, and the leading
-        whitespace of the next. A run inside a window is shorter than the window,
-        which is at most the limit.
-        """
-        window = min(_RUN_WINDOW, self._max_run)
-        run = 0
-        for raw in chunks:
-            if not raw:
-                continue
-            chunk = bytes(raw)
-            for start in range(0, len(chunk), window):
-                part = chunk if len(chunk) <= window else chunk[start : start + window]
-                body = part.lstrip(_WS)
-                run += len(part) - len(body)
-                if run > self._max_run:
-                    raise ResponseError(_PADDED.format(limit=_size(self._max_run)))
-                if body:
-                    run = len(body) - len(body.rstrip(_WS))
-                self.work += 2 * len(part)
+        """The chunks through :func:`limit_whitespace`, counted as work (two passes)."""
+        for chunk in limit_whitespace(chunks, self._max_run):
+            self.work += 2 * len(chunk)
             yield chunk
 
     # -- the two modes ------------------------------------------------------
@@ -333,7 +366,11 @@ class ApiRowStream:
         try:
             doc = _loads(b'{"data":{"rows":[' + buf)
         except _Invalid as exc:
-            raise ResponseError(_BROKEN) from exc
+            failure = _appended_failure(buf)
+            if failure is None:
+                raise ResponseError(_BROKEN) from exc
+            self.tail = failure  # the rows before it are not a result: the caller raises
+            return
         rows = self._take_rows(doc)
         self.tail = doc
         if rows:
@@ -428,13 +465,10 @@ class ApiRowStream:
                 break
             if not isinstance(row, list):
                 break
-            # The blank pattern matches the empty string too, so there is always a match.
-            blank = _WS_TEXT.match(text, j)
-            k = blank.end() if blank else j
+            k = _skip_ws_text(text, j)
             if k >= n or text[k] != ",":
                 break  # the end of the rows, or of the bytes so far
-            blank = _WS_TEXT.match(text, k + 1)
-            k = blank.end() if blank else k + 1
+            k = _skip_ws_text(text, k + 1)
             if k >= n or text[k] != "[":
                 break
             rows.append(row)

@@ -192,3 +192,22 @@ def test_url_origin(url: str, origin: str) -> None:
 def test_url_origin_rejects_what_is_not_an_absolute_url(url: str) -> None:
     with pytest.raises(BadCardRef):
         url_origin(url)
+
+
+@pytest.mark.parametrize(
+    "ref",
+    ["https://x.example.com/question/0", "/question/0-zero", "https://x.example.com/dashboard/0"],
+)
+def test_id_zero_in_a_url_is_not_an_id(ref: str) -> None:
+    read = dashboard_id if "dashboard" in ref else card_id
+    with pytest.raises(BadCardRef):
+        read(ref)
+
+
+def test_the_wrong_kind_of_url_names_the_id_it_holds() -> None:
+    with pytest.raises(BadCardRef) as info:
+        card_id("https://x.example.com/dashboard/12-overview")
+    assert info.value.next_steps[0].ref == 12
+    with pytest.raises(BadCardRef) as info:
+        dashboard_id("https://x.example.com/question/484-daily")
+    assert info.value.next_steps[0].ref == 484

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from massive_magic.errors import ResponseError
-from massive_magic.rowstream import ApiRowStream
+from massive_magic.rowstream import ApiRowStream, limit_whitespace
 
 COLS = [
     {"name": "id", "display_name": "ID", "base_type": "type/BigInteger"},
@@ -175,8 +175,9 @@ def test_truncated_large_body_raises_after_some_batches() -> None:
         b"<html><body>502 Bad Gateway</body></html>",
         b'{"data":{"rows":[[1,"a"],[2,"b"]]',
         b'{"data":{"rows":[[1,"a"],[2,"b"]]}}trailing',
-        # Metabase #60295: an error appended to a half-written document.
-        b'{"data":{"rows":[[1,"a"],[2,"b"],{"status":"failed","error":"Error reducing rows"}',
+        # an object appended to the rows that is not Metabase's failure
+        b'{"data":{"rows":[[1,"a"],[2,"b"],{"status":"completed","error":"x"}',
+        b'{"data":{"rows":[[1,"a"],[2,"b"]{"status":"failed"}trailing',
         b'{"data":{"rows":[[1,"a"],[2,"b"]],"cols":[]},"status":"completed"',
         b'{"data":{"rows":[[1,"a"],[2,"b]],"cols":[]},"status":"completed"}',
     ],
@@ -184,6 +185,28 @@ def test_truncated_large_body_raises_after_some_batches() -> None:
 def test_invalid_bodies_raise(body: bytes) -> None:
     with pytest.raises(ResponseError):
         collect([body], batch_bytes=4)
+
+
+FAILURE = {"status": "failed", "error": "Error reducing rows", "error_type": "qp", "row_count": 0}
+
+
+@pytest.mark.parametrize("rows", [[], [[1, "a"]], [[i, "]{x"] for i in range(500)]])
+@pytest.mark.parametrize("between", [b"", b",", b"\n"])
+def test_a_failure_appended_mid_stream_is_the_tail(rows: list[list[Any]], between: bytes) -> None:
+    """Metabase #60295: the error object follows the last row written (invalid JSON)."""
+    written = b",".join(orjson.dumps(r) for r in rows)
+    body = b'{"data":{"rows":[' + written + (between if rows else b"") + orjson.dumps(FAILURE)
+    for size in (7, 64, len(body)):
+        chunks = [body[i : i + size] for i in range(0, len(body), size)]
+        _, stream = collect(chunks, batch_bytes=16)
+        assert stream.tail == FAILURE  # the caller raises its words, never a short frame
+
+
+def test_limit_whitespace_refuses_padding_in_a_body_read_whole() -> None:
+    padded = [b"\n" * (1 << 20)] * 17 + [b'{"data":{"rows":[]}}']
+    with pytest.raises(ResponseError, match="16 MiB of whitespace in a row"):
+        b"".join(limit_whitespace(padded))
+    assert b"".join(limit_whitespace([b" " * 100, b"", b"{}"])) == b" " * 100 + b"{}"
 
 
 @pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b'{"data":{"rows":[1, 2]}}'])

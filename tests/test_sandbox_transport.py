@@ -266,3 +266,31 @@ def test_large_is_streamed_in_batches(http: requests.Session, sandbox: Sandbox) 
     assert first_row[1] > 2**53  # device ids are beyond 2^53, JSON numbers in the api export
     # no write was bigger than one batch of 20,000 rows (~2.5 MB here)
     assert 0 < rec.largest_write < 4 * (1 << 20)
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("port", ["80000", "-1", "http"])
+def test_a_port_out_of_range_is_a_usage_error(
+    port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``massive-magic sandbox --port 80000`` used to end in an OverflowError traceback."""
+    from massive_magic import cli
+    from massive_magic.sandbox.__main__ import main
+
+    for run in (lambda: main(["--port", port]), lambda: cli.main(["sandbox", "--port", port])):
+        with pytest.raises(SystemExit) as info:
+            run()
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert "usage:" in err and "Traceback" not in err
+
+
+def test_a_port_in_use_is_one_line(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
+    from massive_magic.sandbox.__main__ import main
+
+    assert main(["--port", str(sandbox.port)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"Cannot listen on 127.0.0.1:{sandbox.port}: ")
+    assert "Traceback" not in err
