@@ -34,6 +34,7 @@ from .metadata import (
     fetch_dashboard,
     list_cards,
 )
+from .outputs import output_kind
 from .parameters import build_parameters
 from .progress import CardsProgress
 from .reader import CardReader, run_query
@@ -173,8 +174,9 @@ class Client:
         *,
         limit: int | None = None,
         refresh: bool = False,
-    ) -> pd.DataFrame:
-        """The complete result of card ``ref`` as a typed DataFrame.
+        output: str = "pandas",
+    ) -> Any:
+        """The complete result of card ``ref`` as a typed DataFrame (or ``output``).
 
         ``ref``: 484, ``"484-daily-earnings"`` or the card's URL. ``params``: values
         keyed by parameter slug or display name (dates, ``(start, end)`` ranges,
@@ -193,7 +195,13 @@ class Client:
         (a concurrent ``GET /api/card/:id``, so no extra wait) and remembered;
         it is None if that lookup failed. The Client's read timeout bounds the
         whole read, not only the wait between two bytes.
+
+        ``output="arrow"`` gives a ``pyarrow.Table`` built from the same typed
+        chunks without going through pandas (provenance as JSON in the schema
+        metadata key ``massive``), ``output="polars"`` a ``polars.DataFrame`` made
+        from that table (no metadata; needs ``massive-magic[polars]``).
         """
+        out = output_kind(output)  # before any request
         cid = card_id(ref)
         limit = _check_limit(limit)
         parameters: list[dict[str, Any]] = []
@@ -213,6 +221,7 @@ class Client:
             progress=self.progress,
             name=name,
             look_up_name=name is None,  # not part of a query answer: fetched alongside
+            output=out,
         )
         try:
             return reader.read()
@@ -257,14 +266,16 @@ class Client:
         params: Mapping[str, Any] | None = None,
         *,
         max_workers: int = 4,
+        output: str = "pandas",
     ) -> DashboardResult:
         """Every card of a dashboard, fetched concurrently, keyed by card name.
 
         ``params`` are the dashboard's filters, by name or slug. Names repeat as
         "Name (2)". A card that fails does not lose the others: its error is kept
         in ``result.errors`` under its name and a warning names it;
-        ``result.raise_errors()`` raises it.
+        ``result.raise_errors()`` raises it. ``output`` as for :meth:`card`.
         """
+        out = output_kind(output)
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
             raise ConfigError(f"max_workers must be a positive integer, not {max_workers!r}.")
         did = dashboard_id(ref)
@@ -277,7 +288,7 @@ class Client:
             for entry in entries:
                 if entry.card_name:
                     self._names.setdefault(entry.card_id, entry.card_name)
-        frames: dict[str, pd.DataFrame] = {}
+        frames: dict[str, Any] = {}
         errors: dict[str, MassiveError] = {}
         if entries:
             session = self.session
@@ -296,6 +307,7 @@ class Client:
                         parameters,
                         progress=False,
                         name=e.card_name,
+                        output=out,
                     ): e
                     for e in entries
                 }

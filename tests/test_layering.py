@@ -55,6 +55,7 @@ ALLOWED: dict[str, set[str]] = {
     "prefetch": set(),
     "progress": set(),
     "card_answers": {"errors"},
+    "outputs": {"errors", "frames"},
     "metadata": {"errors", "frames", "session", "card_answers", "parameters"},
     "reader": {
         "errors",
@@ -65,6 +66,7 @@ ALLOWED: dict[str, set[str]] = {
         "metadata",
         "prefetch",
         "progress",
+        "outputs",
     },
     "client": {
         "errors",
@@ -78,6 +80,7 @@ ALLOWED: dict[str, set[str]] = {
         "reader",
         "progress",
         "token_store",
+        "outputs",
     },
     "magic_text": {"errors"},
     "magics": {
