@@ -6,6 +6,7 @@ change happens here only.
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -67,9 +68,14 @@ def card_name(df: Any) -> str:
     """The card's name for the summary line, from the frame's provenance.
 
     ``Client.card`` looks the name up alongside the query; only when that lookup
-    failed is it missing, and then the id stands in (no second lookup).
+    failed is it missing, and then the id stands in (no second lookup). An Arrow
+    table keeps the provenance as JSON in its schema metadata.
     """
-    meta = df.attrs.get("massive") or {}
+    schema = getattr(df, "schema", None)
+    if hasattr(schema, "metadata"):  # a pyarrow.Table
+        meta = json.loads((schema.metadata or {}).get(b"massive") or "{}")
+    else:
+        meta = df.attrs.get("massive") or {}
     return str(meta["name"]) if meta.get("name") else f"card {meta['card_id']}"
 
 

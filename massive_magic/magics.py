@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import StdinNotImplementedError, UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Float, Integer, Unicode
+from traitlets import Bool, CaselessStrEnum, Float, Integer, Unicode
 
 from .cellparams import expand_vars, parse_cell
 from .errors import AuthError, MassiveError, NextStep, Step, render
@@ -63,6 +63,14 @@ __all__ = [
     "notebook_login",
     "unload_ipython_extension",
 ]
+
+
+#: What ``--as`` and ``MassiveMagics.output`` take (``outputs.OUTPUTS``, without importing it).
+_OUTPUTS = ("pandas", "arrow", "polars")
+_AS_HELP = (
+    "pandas: a DataFrame (default: %%config MassiveMagics.output), arrow: a pyarrow Table, "
+    "polars: a polars DataFrame."
+)
 
 
 def password_prompt(message: str = "Metabase password: ") -> str:
@@ -117,6 +125,12 @@ class MassiveMagics(Magics):
         config=True
     )
     max_workers = Integer(4, help="Cards of a dashboard read in parallel.").tag(config=True)
+    output = CaselessStrEnum(
+        _OUTPUTS,
+        default_value="pandas",
+        help="What %massive_card and %massive_dashboard give (like --as on every call): a "
+        "pandas DataFrame, a pyarrow Table or a polars DataFrame (massive-magic[polars]).",
+    ).tag(config=True)
 
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -309,6 +323,7 @@ class MassiveMagics(Magics):
     @argument("-o", "--output", metavar="VAR", help="Store the DataFrame in VAR; print a summary.")
     @argument("--limit", type=int, metavar="N", help="Read at most N rows.")
     @argument("--refresh", action="store_true", help="Ignore Metabase's cached result.")
+    @argument("--as", dest="as_kind", choices=_OUTPUTS, help=_AS_HELP)
     @argument("-q", "--quiet", action="store_true", help="No progress bar, no summary line.")
     @no_var_expand
     @line_cell_magic
@@ -326,6 +341,7 @@ class MassiveMagics(Magics):
             %massive_card 484
             %massive_card https://massive.metabaseapp.com/question/484-daily -o daily
             %massive_card 484 --limit 100 --refresh
+            %massive_card 507 --as arrow -o sessions    # a pyarrow Table (or polars)
 
             %%massive_card 497 -o europe
             Date = {march}                # a (start, end) tuple of dates from the notebook
@@ -335,20 +351,25 @@ class MassiveMagics(Magics):
         args = parse_argstring(self.massive_card, line)
         ref, params = self._inputs(args, cell, "Card reference")
         with self._translate():
+            out = _output_kind(args.as_kind or self.output)  # no polars: before any request
             client = self._current_client()
             client.progress = self.progress and not (self.quiet or args.quiet)
             started = time.perf_counter()
-            df = client.card(ref, params, limit=args.limit, refresh=args.refresh)
+            built = client.card(
+                ref, params, limit=args.limit, refresh=args.refresh, output=out.built.name
+            )
+            df = out.finish(built)  # polars frames have no metadata: the name is in built's
         seconds = time.perf_counter() - started
         if not args.output:
             return df
         if self._store(args, df):
-            print(describe_frame(args.output, df, card_name(df), seconds))
+            print(describe_frame(args.output, df, card_name(built), seconds))
         return None
 
     @magic_arguments()
     @argument("ref", help="Dashboard id or URL; {var} takes it from Python.")
     @argument("-o", "--output", metavar="VAR", help="Store the result in VAR; print a summary.")
+    @argument("--as", dest="as_kind", choices=_OUTPUTS, help=_AS_HELP)
     @argument("-q", "--quiet", action="store_true", help="No progress bar, no summary line.")
     @no_var_expand
     @line_cell_magic
@@ -374,7 +395,9 @@ class MassiveMagics(Magics):
             client = self._current_client()
             client.progress = self.progress and not (self.quiet or args.quiet)
             started = time.perf_counter()
-            result = client.dashboard(ref, params, max_workers=self.max_workers)
+            result = client.dashboard(
+                ref, params, max_workers=self.max_workers, output=args.as_kind or self.output
+            )
         seconds = time.perf_counter() - started
         if not args.output:
             return result
@@ -406,6 +429,13 @@ class MassiveMagics(Magics):
             if shell is None:
                 return picker(client)
             return picker(client, set_next_input=shell.set_next_input, namespace=shell.user_ns)
+
+
+def _output_kind(name: str) -> Any:
+    """``outputs.output_kind``, imported on first use (it loads pandas and pyarrow)."""
+    from .outputs import output_kind
+
+    return output_kind(name)
 
 
 def _require_user(settings: Settings) -> None:

@@ -92,12 +92,16 @@ ALLOWED: dict[str, set[str]] = {
         "card_picker",
         "sandbox",
         "magic_text",
+        "outputs",
     },
     # parameters: the picker's inputs read ParameterDecl, the one reading of declarations.
     # magics: only lazily, inside picker(), to borrow the notebook's %massive_login
     # (only magics.py may call get_ipython()); magics imports card_picker lazily too.
     "card_picker": {"errors", "refs", "client", "cellparams", "parameters", "magics"},
-    "cli": {"errors", "settings", "sandbox", "client"},
+    "export": {"errors", "converters", "frames"},
+    "cli_base": {"errors", "settings", "client"},
+    "cli_export": {"errors", "cellparams", "cli_base", "client", "metadata", "export", "frames"},
+    "cli": {"errors", "settings", "sandbox", "client", "cli_base", "cli_export"},
 }
 
 #: third-party top-level package -> the modules allowed to import it
