@@ -91,8 +91,8 @@ CLI_WORDS: Mapping[Step, str] = {
     Step.SHOW_PARAMETERS: "massive-magic cards shows its parameters (card {ref}).",
     Step.GIVE_PARAMETER: "Give {names} a value with -p NAME=VALUE.",
     Step.REFRESH: "Run it again with --refresh.",
-    Step.READ_DASHBOARD: "The command line reads cards; read the dashboard ({ref}) with "
-    "massive_magic.Client().dashboard in Python.",
+    Step.READ_DASHBOARD: "The command line reads cards: read the whole dashboard ({ref}) "
+    "from Python or a notebook instead.",
     Step.READ_CARD: "Export it as a card: massive-magic export {ref}.",
     Step.LOGIN: "Log in anew with massive-magic login --force.",
     Step.SET_USER: "Pass --user EMAIL, or set {names} "

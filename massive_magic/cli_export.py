@@ -202,22 +202,20 @@ def run_export(args: argparse.Namespace) -> int:
     """Read the card completely, then write it; usage errors come before any request."""
     from .export import READ_AS, format_of, text_columns_with_gaps, write_file, write_stream
 
-    to_stdout = args.output == "-"
-    fmt = args.format or ("csv" if to_stdout else format_of(args.output))
+    target = None if args.output == "-" else Path(args.output)
+    if target is not None:
+        _check_target(target)
+    fmt = args.format or ("csv" if target is None else format_of(target))
     if fmt is None:
         raise ConfigError(
-            f"Cannot tell the format of {args.output} from its extension. Name the file "
+            f"Cannot tell the format of {target} from its extension. Name the file "
             ".parquet, .csv, .json, .arrow or .feather, or give --format parquet|csv|json|arrow."
         )
-    target = None if to_stdout else Path(args.output)
-    if target is None:
-        if fmt in _BINARY and sys.stdout.isatty():
-            raise ConfigError(
-                f"{fmt} is binary and standard output is a terminal. Give -o PATH, "
-                "or redirect standard output to a file or a pipe."
-            )
-    else:
-        _check_target(target)
+    if target is None and fmt in _BINARY and sys.stdout.isatty():
+        raise ConfigError(
+            f"{fmt} is binary and standard output is a terminal. Give -o PATH, "
+            "or redirect standard output to a file or a pipe."
+        )
     params = parse_params(args.param)
     started = time.perf_counter()
     with client_for(args, progress=not args.quiet) as client:

@@ -197,12 +197,18 @@ def _parquet_table(frame: pd.DataFrame) -> pa.Table:
     except ARROW_ERRORS:
         # JSON values that are not text, integers beyond 64 bits: as in the Arrow table.
         texted = frame.copy(deep=False)
+        types: dict[str, pa.DataType] = {}
         for name in [n for n in frame.columns if frame[n].dtype == object]:
             one = frame[[name]]
             one.attrs = {"metabase_types": frame.attrs.get("metabase_types") or {}}
-            values = arrow_from_frame(one).column(0).to_pylist()
-            texted[name] = pd.Series(values, index=frame.index, dtype=object)
-        table = pa.Table.from_pandas(texted, preserve_index=False)
+            column = arrow_from_frame(one).column(0)
+            texted[name] = pd.Series(column.to_pylist(), index=frame.index, dtype=object)
+            types[name] = column.type
+        schema = pa.Schema.from_pandas(texted, preserve_index=False)
+        for name, kind in types.items():
+            index = schema.get_field_index(name)
+            schema = schema.set(index, pa.field(name, kind))
+        table = pa.Table.from_pandas(texted, schema=schema, preserve_index=False)
     metadata = dict(table.schema.metadata or {})
     attrs = {key: frame.attrs[key] for key in METADATA_KEYS if key in frame.attrs}
     metadata.update({key.encode(): _dumps(value) for key, value in attrs.items()})
