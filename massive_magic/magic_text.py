@@ -71,8 +71,8 @@ def card_name(df: Any) -> str:
     failed is it missing, and then the id stands in (no second lookup). An Arrow
     table keeps the provenance as JSON in its schema metadata.
     """
-    schema = getattr(df, "schema", None)
-    if hasattr(schema, "metadata"):  # a pyarrow.Table
+    schema: Any = getattr(df, "schema", None)
+    if hasattr(schema, "metadata"):  # a pyarrow.Table: the provenance is JSON in its metadata
         meta = json.loads((schema.metadata or {}).get(b"massive") or "{}")
     else:
         meta = df.attrs.get("massive") or {}

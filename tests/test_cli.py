@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -13,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from massive_magic import Client, cli, errors
@@ -358,3 +361,51 @@ def test_export_json_lines_to_standard_output(
         b'{"n":1,"label":"row 1"}\n{"n":2,"label":"row 2"}\n{"n":3,"label":"row 3"}\n'
     )
     assert captured.err == b""
+
+
+# -- the README's "In a pipeline" ----------------------------------------------------------
+
+
+def _pipeline_section() -> str:
+    readme = (Path(cli.__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("\n## In a pipeline")
+    return readme[start : readme.index("\n## ", start + 1)]
+
+
+def test_readme_documents_every_command_and_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    section = _pipeline_section()
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    listed = capsys.readouterr().out.split("COMMAND\n", 2)[-1]
+    commands = re.findall(r"^    (\w+) ", listed, re.M)
+    assert len(commands) >= 6
+    for command in commands:
+        if command not in ("demo", "sandbox"):  # the README shows those elsewhere
+            assert f"`massive-magic {command}" in section, command
+    rows = re.findall(r"^\| (\d+) \| (.+) \|$", section, re.M)
+    with pytest.raises(SystemExit):
+        cli.main(["export", "--help"])
+    helped = capsys.readouterr().out.split("exit codes:\n", 1)[1]
+    assert [code for code, _ in rows] == re.findall(r"^\s+(\d+)  ", helped, re.M)
+
+
+def test_readme_pipeline_examples_run(
+    env: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The README's commands without a pipe or a real account, in this process."""
+    monkeypatch.chdir(tmp_path)
+    (block,) = re.findall(r"```bash\n(.*?)```", _pipeline_section(), re.S)
+    ran = 0
+    for line in block.splitlines():
+        command = line.split("  #", 1)[0].strip()
+        if not command.startswith("massive-magic ") or "|" in command or " login" in command:
+            continue
+        assert cli.main(shlex.split(command)[1:]) == 0, command
+        ran += 1
+    assert ran == 2
+    eu = pd.read_parquet(tmp_path / "eu.parquet")
+    assert set(eu["country"]) == {"DE", "GB"}
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])[0]["id"] == demo.DAILY_EARNINGS
