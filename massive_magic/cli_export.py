@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -252,6 +253,8 @@ def _check_target(target: Path) -> None:
         raise ConfigError(
             f"The directory {parent} does not exist. Create it, or give -o another path."
         )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"You may not write in {parent}. Give -o another path.")
 
 
 def _reason(exc: OSError) -> str:
