@@ -45,6 +45,7 @@ __all__ = [
     "format_cell",
     "format_value",
     "parse_cell",
+    "parse_value",
     "strip_comment",
 ]
 
@@ -132,6 +133,13 @@ def _parse_value(raw: str, namespace: Mapping[str, Any], where: str) -> Any:
         # Formatted in: a quoted "{var}" stays a string (a bare {var} returned above).
         return expand_vars(value, namespace, where=where, whole=False)
     return value
+
+
+def parse_value(
+    raw: str, namespace: Mapping[str, Any] | None = None, *, where: str = "value"
+) -> Any:
+    """One value as a cell body reads it after ``name =`` (the command line's ``-p``)."""
+    return _parse_value(raw.strip(), {} if namespace is None else namespace, where)
 
 
 def _looks_like_json(raw: str) -> bool:

@@ -1,8 +1,13 @@
 """The ``massive-magic`` command.
 
+    massive-magic export REF [-p NAME=VALUE]... [-o PATH]   a card to a file (cli_export)
+    massive-magic cards | login | logout                    (cli_export)
     massive-magic demo [--output PATH]   run notebooks/quickstart.ipynb against the sandbox
     massive-magic sandbox [--port N]     serve the demo Metabase in the foreground
     massive-magic snapshots refresh|list record a notebook's snapshots again, list them
+
+The parser is assembled from subcommand modules, each with a ``register(commands)``
+(:data:`SUBCOMMANDS`); a new group of subcommands is a new module and one line there.
 
 ``demo`` executes the notebook with a real Jupyter kernel (nbclient), in a
 temporary working directory and with a temporary session cache unless
@@ -11,7 +16,9 @@ is nonzero when a cell fails, so the demo doubles as a smoke test.
 
 An expected failure (a :class:`~massive_magic.errors.MassiveError`) is one line on
 stderr, ``massive-magic: <what happened>. <what to do>``, worded for a shell
-(:data:`CLI_WORDS`), and exit code 1.
+(:data:`CLI_WORDS`), and a documented exit code (:mod:`~massive_magic.cli_base`).
+A :class:`~massive_magic.errors.MassiveWarning` is one line too; a result at the
+export cap is an error (exit 5). Ctrl-C is one line and exit 130.
 """
 
 from __future__ import annotations
@@ -21,48 +28,35 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from . import cli_snapshots
-from .errors import MassiveError, Step, render
-from .settings import ENV_API_KEY, ENV_CACHE_DIR, ENV_EMAIL, ENV_PASSWORD
+from . import cli_export, cli_snapshots
+from .cli_base import (
+    CLI_WORDS,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    Parser,
+    error_line,
+    exit_code,
+)
+from .errors import IncompleteResultWarning, MassiveError, MassiveWarning
+from .settings import ENV_CACHE_DIR
 
-__all__ = ["CLI_WORDS", "NOTEBOOKS", "NotebookRun", "error_line", "main", "run_notebook"]
-
-#: What to do next, in a shell's words: environment variables and command options.
-CLI_WORDS: Mapping[Step, str] = {
-    Step.LIST_CARDS: "Check the card id in its Metabase URL (/question/<id>-...).",
-    Step.SHOW_PARAMETERS: "The card's page in Metabase shows its parameters (card {ref}).",
-    Step.GIVE_PARAMETER: "Give {names} a value.",
-    Step.REFRESH: "Run it again with --refresh.",
-    Step.READ_DASHBOARD: "Read the whole dashboard ({ref}) instead.",
-    Step.READ_CARD: "Read it as a card ({ref}).",
-    Step.LOGIN: f"Log in anew: set {ENV_PASSWORD} and run the command again.",
-    Step.SET_USER: f"Set {{names}} (e.g. export {ENV_EMAIL}=you@partner.com).",
-    Step.SET_PASSWORD: "Set {names} in the environment.",
-    Step.USE_API_KEY: f"Or set {ENV_API_KEY} to use an API key.",
-    Step.RAISE_TIMEOUT: "Raise it with --timeout SECONDS.",
-    Step.WAIT_THEN_LOGIN: "Then run the command once; every attempt extends the lock.",
-    Step.USE_HTTPS: "Use an https:// URL, or pass --allow-http if you must.",
-    Step.SET_API_KEY: "Set a current API key in {names}.",
-    Step.SET_CACHE_DIR: "Set {names} to a directory only you can write.",
-    Step.CONNECT_SERVER: "Set MASSIVE_METABASE_URL={names} to read from that server.",
-    Step.INSTALL_EXTRA: "Install it with pip install 'massive-magic[{names}]'.",
-    Step.RECORD_SNAPSHOT: "Record it while online: massive-magic snapshots refresh NOTEBOOK.",
-    Step.ALLOW_OLDER: "Or allow older ones with MASSIVE_MAGIC_SNAPSHOT_MAX_AGE (e.g. 30d).",
-    Step.LEAVE_REPLAY: "Set MASSIVE_MAGIC_SNAPSHOT_MODE=auto (or off) to read from Metabase.",
-    Step.SET_SNAPSHOT_DIR: "Set {names} (or pass --dir DIR).",
-}
-
-
-def error_line(exc: BaseException) -> str:
-    """``massive-magic: <message> <next steps>`` — one line for stderr."""
-    text = " ".join(render(exc, CLI_WORDS).split())
-    return f"massive-magic: {text}"
+__all__ = [
+    "CLI_WORDS",
+    "NOTEBOOKS",
+    "SUBCOMMANDS",
+    "NotebookRun",
+    "error_line",
+    "exit_code",
+    "main",
+    "run_notebook",
+]
 
 
 #: The notebooks ship in the repository, next to the package.
@@ -189,11 +183,15 @@ def sandbox(port: int) -> int:
     return sandbox_main(["--port", str(port)])
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="massive-magic", description="Massive's Metabase cards as pandas DataFrames."
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _port(text: str) -> int:
+    """``--port``: the sandbox's own check, imported only when the option is given."""
+    from .sandbox.__main__ import port_number
+
+    return port_number(text)
+
+
+def _register_demo(commands: Any) -> None:
+    """``demo`` and ``sandbox``: the embedded server and the quickstart notebook."""
     run_demo = commands.add_parser(
         "demo", help="run the quickstart notebook against the sandbox and write the result"
     )
@@ -204,24 +202,68 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="where to write the executed notebook (default: %(default)s)",
     )
+    run_demo.set_defaults(run=lambda args: demo(args.output))
     serve = commands.add_parser("sandbox", help="serve the demo Metabase in the foreground")
-    serve.add_argument("--port", type=int, default=3000, help="port (default: %(default)s)")
-    cli_snapshots.register(commands)
+    serve.add_argument(
+        "--port", type=_port, default=3000, metavar="N", help="port (default: %(default)s)"
+    )
+    serve.set_defaults(run=lambda args: sandbox(args.port))
+
+
+#: Each group of subcommands registers its parsers (``register(commands)``), in help order.
+SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (
+    cli_export.register,
+    cli_snapshots.register,
+    _register_demo,
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="massive-magic",
+        description="Massive's Metabase cards as pandas DataFrames, Arrow tables and files.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in SUBCOMMANDS:
+        register(commands)
     return parser
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """A MassiveWarning is one line on stderr; other warnings keep Python's format."""
+    if issubclass(category, MassiveWarning):
+        text = " ".join(str(message).split())
+        print(f"massive-magic: warning: {text}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console script entry point: ``massive-magic``."""
+    """Console script entry point: ``massive-magic``; returns the exit code."""
     args = _parser().parse_args(argv)
-    try:
-        if args.command == "demo":
-            return demo(args.output)
-        if args.command == "snapshots":
-            return cli_snapshots.run(args)
-        return sandbox(args.port)
-    except MassiveError as exc:
-        print(error_line(exc), file=sys.stderr)
-        return 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", MassiveWarning)
+        warnings.simplefilter("error", IncompleteResultWarning)  # a script cannot see warnings
+        warnings.showwarning = _show_warning
+        try:
+            return int(args.run(args))
+        except (MassiveError, IncompleteResultWarning) as exc:
+            print(error_line(exc), file=sys.stderr)
+            return exit_code(exc)
+        except KeyboardInterrupt:
+            print("massive-magic: interrupted; nothing was written.", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:  # `massive-magic export 484 | head`: the reader left
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes
+            return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ def register(commands: Any) -> None:
     listed.add_argument(
         "dir", nargs="?", type=Path, metavar="DIR", help=f"default: ${ENV_SNAPSHOTS}"
     )
+    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

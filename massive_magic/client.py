@@ -41,6 +41,7 @@ from .metadata import (
     fetch_dashboard,
     list_cards,
 )
+from .outputs import PANDAS, Output, output_kind
 from .parameters import build_parameters
 from .progress import CardsProgress
 from .reader import CardReader, run_query
@@ -244,8 +245,9 @@ class Client:
         *,
         limit: int | None = None,
         refresh: bool = False,
-    ) -> pd.DataFrame:
-        """The complete result of card ``ref`` as a typed DataFrame.
+        output: str = "pandas",
+    ) -> Any:
+        """The complete result of card ``ref`` as a typed DataFrame (or ``output``).
 
         ``ref``: 484, ``"484-daily-earnings"`` or the card's URL; filters in the
         URL's query string (``?country=DE&country=GB``, as Metabase writes them)
@@ -269,9 +271,15 @@ class Client:
         it is None if that lookup failed. The Client's read timeout bounds the
         whole read, not only the wait between two bytes.
 
+        ``output="arrow"`` gives a ``pyarrow.Table`` built from the same typed
+        chunks without going through pandas (provenance as JSON in the schema
+        metadata key ``massive``), ``output="polars"`` a ``polars.DataFrame`` made
+        from that table (no metadata; needs ``massive-magic[polars]``).
+
         With snapshots, ``refresh=True`` also reads live and records again (in
         replay it is an error); a replayed frame has ``source="snapshot"``.
         """
+        out = output_kind(output)  # before any request
         _, cid, from_url = parse_card_url(ref, server=self._server_for_refs())
         limit = _check_limit(limit)
         parameters: list[dict[str, Any]] = []
@@ -292,10 +300,10 @@ class Client:
             values = merge_params(from_url, params, decls)
             parameters = build_parameters(decls, values, owner=f"Card {cid}")
         if reads is None:
-            return self._read(cid, parameters, limit, refresh)
+            return self._read(cid, parameters, limit, refresh, out)
         with self._lock:
             name = self._names.get(cid)
-        return reads.card(
+        frame = reads.card(
             cid,
             parameters,
             limit,
@@ -305,10 +313,16 @@ class Client:
             current=self._card if self._can_ask() else None,
             name=name,
         )
+        return out.from_frame(frame)  # snapshots hold pandas frames
 
     def _read(
-        self, cid: int, parameters: list[dict[str, Any]], limit: int | None, refresh: bool
-    ) -> pd.DataFrame:
+        self,
+        cid: int,
+        parameters: list[dict[str, Any]],
+        limit: int | None,
+        refresh: bool,
+        output: Output = PANDAS,
+    ) -> Any:
         """The live read of a card (a :class:`CardReader`); remembers what it learnt."""
         with self._lock:
             name = self._names.get(cid)
@@ -323,6 +337,7 @@ class Client:
             name=name,
             look_up_name=name is None,  # not part of a query answer: fetched alongside
             card=known,
+            output=output,
         )
         try:
             return reader.read()
@@ -388,6 +403,7 @@ class Client:
         params: Mapping[str, Any] | None = None,
         *,
         max_workers: int = 4,
+        output: str = "pandas",
     ) -> DashboardResult:
         """Every card of a dashboard, fetched concurrently, keyed by card name.
 
@@ -395,8 +411,9 @@ class Client:
         dashboard URL's query string count too (``params`` win). Names repeat as
         "Name (2)". A card that fails does not lose the others: its error is kept
         in ``result.errors`` under its name and a warning names it;
-        ``result.raise_errors()`` raises it.
+        ``result.raise_errors()`` raises it. ``output`` as for :meth:`card`.
         """
+        out = output_kind(output)
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
             raise ConfigError(f"max_workers must be a positive integer, not {max_workers!r}.")
         _, did, from_url = parse_dashboard_url(ref, server=self._server_for_refs())
@@ -415,12 +432,12 @@ class Client:
                     self._names.setdefault(entry.card_id, entry.card_name)
                 if entry.card is not None:
                     self._seen.setdefault(entry.card_id, dict(entry.card))
-        frames: dict[str, pd.DataFrame] = {}
+        frames: dict[str, Any] = {}
         errors: dict[str, MassiveError] = {}
         notes: list[str] = []
         if entries:
             filters = dash.get("parameters") or []
-            read = self._dashcard_reader(reads, did, dash, parameters, notes, filters)
+            read = self._dashcard_reader(reads, did, dash, parameters, notes, filters, out)
             bar = CardsProgress(self.progress, dash.get("name") or f"Dashboard {did}", len(entries))
             with (
                 bar,
@@ -443,6 +460,8 @@ class Client:
                         other.cancel()
                     raise
             frames = {e.key: frames[e.key] for e in entries if e.key in frames}  # display order
+            if reads is not None:
+                frames = {key: out.from_frame(frame) for key, frame in frames.items()}
         result = DashboardResult(frames, errors, dashboard_id=did, name=dash.get("name"))
         emit(notes)
         if errors:
@@ -464,11 +483,12 @@ class Client:
         parameters: list[dict[str, Any]],
         notes: list[str],
         filters: list[dict[str, Any]],
-    ) -> Callable[[Dashcard], pd.DataFrame]:
+        output: Output,
+    ) -> Callable[[Dashcard], Any]:
         """How one card of dashboard ``did`` is read: live, or through the snapshots."""
         session = None if reads is not None and reads.replaying else self.session
 
-        def live(e: Dashcard) -> pd.DataFrame:
+        def live(e: Dashcard) -> Any:
             assert session is not None
             target = QueryTarget(e.card_id, did, e.dashcard_id)
             card = dict(e.card) if e.card is not None else None
@@ -480,6 +500,7 @@ class Client:
                 name=e.card_name,
                 card=card,
                 dashboard=dash,
+                output=output if reads is None else PANDAS,  # snapshots hold pandas frames
             )
 
         if reads is None:

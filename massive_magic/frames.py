@@ -13,6 +13,8 @@ carries the same dicts as JSON in its schema metadata, plus ``massive`` (the
 provenance: card, parameters, fetched_at, ...) once ``with_provenance`` adds it.
 ``arrow_attrs`` reads them back as a DataFrame's ``attrs``. ``to_polars`` turns a
 table into a polars DataFrame (the optional extra ``massive-magic[polars]``).
+``arrow_from_frame`` goes the other way for a frame already built (a snapshot's):
+the Arrow table the read path would have given.
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from massive_magic.builder import FrameBuilder
-from massive_magic.converters import STR
+from massive_magic.converters import STR, Column, Integer
 from massive_magic.errors import ConfigError, NextStep, QueryFailed, ResponseError, Step
-from massive_magic.typetable import TYPE_TABLE
+from massive_magic.typetable import TYPE_TABLE, converter_for
 
 if TYPE_CHECKING:
     import polars
@@ -40,9 +42,11 @@ __all__ = [
     "FrameBuilder",
     "arrow_attrs",
     "arrow_from_csv",
+    "arrow_from_frame",
     "arrow_from_result",
     "frame_from_csv",
     "frame_from_result",
+    "require_polars",
     "to_polars",
     "with_provenance",
 ]
@@ -166,6 +170,65 @@ def arrow_attrs(table: pa.Table) -> dict[str, Any]:
     return attrs
 
 
+def arrow_from_frame(frame: pd.DataFrame) -> pa.Table:
+    """The Arrow table ``build_arrow`` gives for the result ``build`` made into ``frame``.
+
+    Each column's Arrow type comes from ``attrs["metabase_types"]`` through
+    ``TYPE_TABLE``, as on the read path, so ``arrow_from_frame(Client.card(x))``
+    equals ``Client.card(x, output="arrow")``: dates (midnight ``datetime64`` in
+    pandas) become ``date32``, float NaN becomes null, JSON and times with a zone
+    become text, integers beyond 64 bits ``decimal128(38, 0)``. The frame's attrs
+    (``display_names``, ``metabase_types``, ``massive``) go into the schema
+    metadata. A column without a Metabase type keeps the type Arrow infers from
+    its dtype (an ``object`` column becomes JSON text).
+    """
+    kinds = frame.attrs.get("metabase_types") or {}
+    fields: list[pa.Field] = []
+    columns: list[pa.ChunkedArray] = []
+    for name in frame.columns:
+        series = frame[name]
+        kind = kinds.get(name)
+        converter = converter_for(kind or "type/*")
+        zone = getattr(series.dtype, "tz", None)
+        column = Column(str(name), kind or "type/*", None if zone is None else str(zone))
+        if series.dtype == object:
+            values = series.to_numpy(dtype=object)
+            if isinstance(converter, Integer):  # exact Python ints beyond 64 bits
+                array = pa.chunked_array([pa.array(values, type=pa.decimal128(38, 0))])
+            else:  # JSON, times with a zone, unknown types: text, as the converter writes it
+                array = converter.to_arrow([values], column)
+        else:
+            inferred = pa.array(series, from_pandas=True)  # NaN -> null, as on the read path
+            if not isinstance(inferred, pa.ChunkedArray):
+                inferred = pa.chunked_array([inferred])
+            target = converter.to_arrow([], column).type if kind else inferred.type
+            if pa.types.is_string(target):
+                target = STR
+            array = inferred.cast(target)
+        fields.append(pa.field(str(name), array.type))
+        columns.append(array)
+    metadata = {
+        key: json.dumps(frame.attrs[key], ensure_ascii=False, default=str)
+        for key in METADATA_KEYS
+        if key in frame.attrs
+    }
+    schema = pa.schema(fields, metadata=metadata)
+    if not columns:
+        return schema.empty_table()
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def require_polars() -> None:
+    """Raise ``ConfigError`` naming the extra when polars cannot be imported."""
+    try:
+        import polars  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "polars is not installed; it comes with the optional extra massive-magic[polars].",
+            next_steps=(NextStep(Step.INSTALL_EXTRA, names=("polars",)),),
+        ) from None
+
+
 def to_polars(table: pa.Table) -> polars.DataFrame:
     """The Arrow table as a polars DataFrame (``polars.from_arrow``, chunks kept as they are).
 
@@ -174,13 +237,9 @@ def to_polars(table: pa.Table) -> polars.DataFrame:
     keep ``arrow_attrs(table)`` for the provenance. Needs the optional extra
     ``massive-magic[polars]``; without it, ``ConfigError``.
     """
-    try:
-        import polars as pl
-    except ImportError:
-        raise ConfigError(
-            "polars is not installed; it comes with the optional extra massive-magic[polars].",
-            next_steps=(NextStep(Step.INSTALL_EXTRA, names=("polars",)),),
-        ) from None
+    require_polars()
+    import polars as pl
+
     frame = pl.from_arrow(table, rechunk=False)
     assert isinstance(frame, pl.DataFrame)
     return frame

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import json
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -82,20 +83,38 @@ def card_name(df: Any) -> str:
     """The card's name for the summary line, from the frame's provenance.
 
     ``Client.card`` looks the name up alongside the query; only when that lookup
-    failed is it missing, and then the id stands in (no second lookup).
+    failed is it missing, and then the id stands in (no second lookup). An Arrow
+    table keeps the provenance as JSON in its schema metadata.
     """
-    meta = df.attrs.get("massive") or {}
-    return str(meta["name"]) if meta.get("name") else f"card {meta['card_id']}"
+    meta = provenance(df)
+    return str(meta["name"]) if meta.get("name") else f"card {meta.get('card_id')}"
+
+
+def provenance(result: Any) -> dict[str, Any]:
+    """``attrs["massive"]`` of a DataFrame, or the same dict from a pyarrow Table's schema
+    metadata (JSON); ``{}`` for a result that carries none (a polars frame)."""
+    schema: Any = getattr(result, "schema", None)
+    if hasattr(schema, "metadata"):  # a pyarrow.Table
+        found = json.loads((schema.metadata or {}).get(b"massive") or "{}")
+        return found if isinstance(found, dict) else {}
+    attrs = getattr(result, "attrs", None)
+    meta = attrs.get("massive") if isinstance(attrs, Mapping) else None
+    return dict(meta) if isinstance(meta, Mapping) else {}
 
 
 def describe_frame(
-    var: str, df: Any, name: str, seconds: float, now: dt.datetime | None = None
+    var: str,
+    df: Any,
+    name: str,
+    seconds: float,
+    now: dt.datetime | None = None,
+    meta_from: Any = None,
 ) -> str:
     """``daily: 1,234 rows x 5 columns from 'Daily earnings' in 0.42 s``, and for a
     replayed frame ``, from a snapshot of 2026-11-02, 27 days old``."""
     rows, cols = df.shape
     text = f"{var}: {rows:,} rows x {cols} columns from {name!r} in {seconds:.2f} s"
-    return text + freshness([df], now)
+    return text + freshness([df if meta_from is None else meta_from], now)
 
 
 class Summary:
@@ -123,12 +142,14 @@ class Summary:
         return f'<pre class="massive-summary">{words}</pre>'
 
 
-def frame_summary(var: str, df: Any, seconds: float) -> Summary:
+def frame_summary(var: str, df: Any, seconds: float, meta_from: Any = None) -> Summary:
     """:func:`describe_frame`'s line, the card's name linked to ``attrs["massive"]["card_url"]``
-    (the card with the parameters sent)."""
-    name = card_name(df)
-    meta = df.attrs.get("massive") or {}
-    return Summary(describe_frame(var, df, name, seconds), repr(name), meta.get("card_url"))
+    (the card with the parameters sent). ``meta_from``: what carries the provenance, when
+    ``df`` cannot (a polars frame is made from an Arrow table that does)."""
+    source = df if meta_from is None else meta_from
+    name = card_name(source)
+    text = describe_frame(var, df, name, seconds, meta_from=source)
+    return Summary(text, repr(name), provenance(source).get("card_url"))
 
 
 def describe_dashboard(
@@ -145,7 +166,7 @@ def freshness(frames: Sequence[Any], now: dt.datetime | None = None) -> str:
     """``, from a snapshot of 2026-11-02, 27 days old`` for replayed frames (the oldest)."""
     replayed = [
         _moment(meta.get("fetched_at"))
-        for meta in (df.attrs.get("massive") or {} for df in frames)
+        for meta in map(provenance, frames)
         if meta.get("source") == "snapshot"
     ]
     if not replayed:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import StdinNotImplementedError, UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Float, Integer, Unicode
+from traitlets import Bool, CaselessStrEnum, Float, Integer, Unicode
 
 from .cellparams import expand_vars, parse_cell
 from .errors import AuthError, MassiveError, NextStep, Step, render
@@ -67,6 +67,14 @@ __all__ = [
     "notebook_login",
     "unload_ipython_extension",
 ]
+
+
+#: What ``--as`` and ``MassiveMagics.output`` take (``outputs.OUTPUTS``, without importing it).
+_OUTPUTS = ("pandas", "arrow", "polars")
+_AS_HELP = (
+    "pandas: a DataFrame (default: %%config MassiveMagics.output), arrow: a pyarrow Table, "
+    "polars: a polars DataFrame."
+)
 
 
 def password_prompt(message: str = "Metabase password: ") -> str:
@@ -132,6 +140,12 @@ class MassiveMagics(Magics):
     ).tag(config=True)
     snapshot_max_age = Unicode(
         None, allow_none=True, help="Oldest snapshot replayed, e.g. 7d (default: any age)."
+    ).tag(config=True)
+    output = CaselessStrEnum(
+        _OUTPUTS,
+        default_value="pandas",
+        help="What %massive_card and %massive_dashboard give (like --as on every call): a "
+        "pandas DataFrame, a pyarrow Table or a polars DataFrame (massive-magic[polars]).",
     ).tag(config=True)
 
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
@@ -404,6 +418,7 @@ class MassiveMagics(Magics):
     @argument("-o", "--output", metavar="VAR", help="Store the DataFrame in VAR; print a summary.")
     @argument("--limit", type=int, metavar="N", help="Read at most N rows.")
     @argument("--refresh", action="store_true", help="Ignore Metabase's cached result.")
+    @argument("--as", dest="as_kind", choices=_OUTPUTS, help=_AS_HELP)
     @argument("-q", "--quiet", action="store_true", help="No progress bar, no summary line.")
     @no_var_expand
     @line_cell_magic
@@ -426,6 +441,7 @@ class MassiveMagics(Magics):
             %massive_card https://massive.metabaseapp.com/question/484-daily -o daily
             %massive_card 484 --limit 100 --refresh
             %massive_card https://massive.metabaseapp.com/question/497-x?country=DE&country=GB
+            %massive_card 507 --as arrow -o sessions    # a pyarrow Table (or polars)
 
             %%massive_card 497 -o europe
             Date = {march}                # a (start, end) tuple of dates from the notebook
@@ -435,15 +451,19 @@ class MassiveMagics(Magics):
         args = parse_argstring(self.massive_card, line)
         ref, params = self._inputs(args, cell, "Card reference")
         with self._translate():
+            out = _output_kind(args.as_kind or self.output)  # no polars: before any request
             client = self._current_client()
             client.progress = self.progress and not (self.quiet or args.quiet)
             started = time.perf_counter()
-            df = client.card(ref, params, limit=args.limit, refresh=args.refresh)
+            built = client.card(
+                ref, params, limit=args.limit, refresh=args.refresh, output=out.built.name
+            )
+            df = out.finish(built)  # polars frames have no metadata: the name is in built's
         seconds = time.perf_counter() - started
         if not args.output:
             return df
         if self._store(args, df):
-            _show(frame_summary(args.output, df, seconds))  # the card's name links to it
+            _show(frame_summary(args.output, df, seconds, meta_from=built))  # links the card
         return None
 
     @magic_arguments()
@@ -478,6 +498,7 @@ class MassiveMagics(Magics):
     @magic_arguments()
     @argument("ref", help="Dashboard id or URL; {var} takes it from Python.")
     @argument("-o", "--output", metavar="VAR", help="Store the result in VAR; print a summary.")
+    @argument("--as", dest="as_kind", choices=_OUTPUTS, help=_AS_HELP)
     @argument("-q", "--quiet", action="store_true", help="No progress bar, no summary line.")
     @no_var_expand
     @line_cell_magic
@@ -503,7 +524,9 @@ class MassiveMagics(Magics):
             client = self._current_client()
             client.progress = self.progress and not (self.quiet or args.quiet)
             started = time.perf_counter()
-            result = client.dashboard(ref, params, max_workers=self.max_workers)
+            result = client.dashboard(
+                ref, params, max_workers=self.max_workers, output=args.as_kind or self.output
+            )
         seconds = time.perf_counter() - started
         if not args.output:
             return result
@@ -542,6 +565,13 @@ def _show(value: Any) -> None:
     from IPython.display import display
 
     display(value)
+
+
+def _output_kind(name: str) -> Any:
+    """``outputs.output_kind``, imported on first use (it loads pandas and pyarrow)."""
+    from .outputs import output_kind
+
+    return output_kind(name)
 
 
 def _require_user(settings: Settings) -> None:

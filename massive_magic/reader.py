@@ -31,7 +31,8 @@ parameter" (declarations read before the card was edited) raises
 The card name is not part of a query answer: the reader is given it, or looks it
 up (``GET /api/card/:id``) alongside the first request, in the one thread besides
 the body reader, which also redraws the progress line. The reader alone writes
-the provenance in ``attrs["massive"]``.
+the provenance. Every route builds its result (a DataFrame, or an Arrow table
+from the same chunks) through an :class:`~massive_magic.outputs.Output`.
 """
 
 from __future__ import annotations
@@ -69,16 +70,15 @@ from .errors import (
     ResponseError,
     Step,
 )
-from .frames import FrameBuilder, frame_from_csv, frame_from_result
+from .frames import FrameBuilder
 from .links import frame_links
 from .metadata import fetch_card
+from .outputs import PANDAS, Output
 from .prefetch import DeadlinePassed, Prefetch
 from .progress import ReadProgress
 from .rowstream import ApiRowStream, limit_whitespace
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from .session import MetabaseSession
 
 __all__ = ["EXPORT_ROW_CAP", "QUERY_ROW_CAP", "CardReader", "QueryTarget", "run_query"]
@@ -103,9 +103,9 @@ _TICK = 0.25
 
 @dataclass
 class _Fetched:
-    """A converted result and where it came from."""
+    """A converted result (a frame or a table) and where it came from."""
 
-    frame: pd.DataFrame
+    result: Any
     source: str  # "query", "api" or "csv"
     cached: Any = None
     results_timezone: str | None = None
@@ -116,7 +116,8 @@ class CardReader:
 
     ``name`` is the card's name if known; ``look_up_name=True`` fetches it (and the
     card's metadata, kept in :attr:`card`) alongside the first request instead.
-    A failed lookup leaves the name None and never fails the read.
+    A failed lookup leaves the name None and never fails the read. ``output``
+    is the kind of result :meth:`read` gives (pandas unless told).
     """
 
     def __init__(
@@ -132,8 +133,11 @@ class CardReader:
         look_up_name: bool = False,
         card: dict[str, Any] | None = None,
         dashboard: dict[str, Any] | None = None,
+        output: Output = PANDAS,
     ) -> None:
         self.session = session
+        self.out = output.built
+        self.output = output
         self.target = target
         self.parameters = parameters
         self.limit = limit
@@ -157,32 +161,32 @@ class CardReader:
 
     # -- the routes ------------------------------------------------------------------------
 
-    def read(self) -> pd.DataFrame:
-        """The complete result as a typed frame with provenance in ``attrs["massive"]``."""
+    def read(self) -> Any:
+        """The complete result, typed, with its provenance (see :class:`Output`)."""
         started = time.monotonic()
         fetched_at = datetime.now(timezone.utc)
         if self.timeout is not None:
             self._deadline = started + self.timeout
         with self._bar, self._alongside(), parameter_errors(self.target, self.url):
             fetched = self._fetch()
-        frame = fetched.frame
+        result, rows = fetched.result, self.out.rows(fetched.result)
         truncated = False
-        if self.limit is None and fetched.source != "query" and len(frame) in _EXPORT_CAPS:
+        if self.limit is None and fetched.source != "query" and rows in _EXPORT_CAPS:
             truncated = True
             warnings.warn(
-                f"{self.target.label} returned {len(frame):,} rows, Metabase's export maximum; "
+                f"{self.target.label} returned {rows:,} rows, Metabase's export maximum; "
                 "the result may be missing rows. Filter it with parameters.",
                 IncompleteResultWarning,
                 stacklevel=3,
             )
-        frame.attrs["massive"] = {
+        provenance = {
             "url": self.url,
             "card_id": self.target.card_id,
             "name": self.name,
             "dashboard_id": self.target.dashboard_id,
             "dashcard_id": self.target.dashcard_id,
             "parameters": self.parameters,
-            "row_count": len(frame),
+            "row_count": rows,
             "limit": self.limit,
             "source": fetched.source,
             "truncated": truncated,
@@ -200,7 +204,7 @@ class CardReader:
             ),
             "client_version": _client_version(),
         }
-        return frame
+        return self.output.finish(self.out.tag(result, provenance))
 
     def _fetch(self) -> _Fetched:
         """The decision table of the module docstring."""
@@ -228,7 +232,7 @@ class CardReader:
         if self.limit is not None and self.limit < len(rows):
             data = {**data, "rows": rows[: self.limit]}
         zone = data.get("results_timezone")
-        return _Fetched(frame_from_result(data), "query", answer.get("cached"), zone)
+        return _Fetched(self.out.from_result(data), "query", answer.get("cached"), zone)
 
     def _stream(self, response: Any, answer: dict[str, Any] | None) -> _Fetched:
         """The api export's rows, typed with ``answer``'s cols if ``/query`` came first.
@@ -244,14 +248,14 @@ class CardReader:
             tail = self._rows_into(builder, response)
             if tail is not None:
                 self._check_same_columns(data.get("cols") or [], tail)
-            return _Fetched(builder.build(), "api", answer.get("cached"), zone)
+            return _Fetched(self.out.build(builder), "api", answer.get("cached"), zone)
         builder = FrameBuilder()
         tail = self._rows_into(builder, response)
         if tail is None:  # stopped at the limit, before the columns
             data = self._query()["data"]
             zone = data.get("results_timezone")
-            frame = builder.build(data.get("cols") or [], results_timezone=zone)
-            return _Fetched(frame, "api", None, zone)
+            result = self.out.build(builder, data.get("cols") or [], results_timezone=zone)
+            return _Fetched(result, "api", None, zone)
         data = _data_of(tail)
         cols = data.get("cols")
         if not isinstance(cols, list) or not all(isinstance(c, dict) for c in cols):
@@ -260,8 +264,8 @@ class CardReader:
                 url=self.url,
             )
         zone = data.get("results_timezone")
-        frame = builder.build(cols, results_timezone=zone)
-        return _Fetched(frame, "api", tail.get("cached"), zone)
+        result = self.out.build(builder, cols, results_timezone=zone)
+        return _Fetched(result, "api", tail.get("cached"), zone)
 
     def _check_same_columns(self, cols: list[dict[str, Any]], tail: dict[str, Any]) -> None:
         data = _data_of(tail)
@@ -334,11 +338,11 @@ class CardReader:
             raise ResponseError(
                 f"{self.target.label}: the csv export is not CSV; run it again.", url=self.url
             )
-        frame = frame_from_csv(data.get("cols") or [], body, results_timezone=zone)
+        result = self.out.from_csv(data.get("cols") or [], body, results_timezone=zone)
         if self.limit is not None:
-            frame = frame.head(self.limit)
-        self._bar.set_rows(len(frame))
-        return _Fetched(frame, "csv", answer.get("cached"), zone)
+            result = self.out.head(result, self.limit)
+        self._bar.set_rows(self.out.rows(result))
+        return _Fetched(result, "csv", answer.get("cached"), zone)
 
     # -- transport -------------------------------------------------------------------------
 
@@ -461,8 +465,9 @@ def run_query(
     name: str | None = None,
     card: dict[str, Any] | None = None,
     dashboard: dict[str, Any] | None = None,
-) -> pd.DataFrame:
-    """The complete result of ``target`` as a typed frame (a :class:`CardReader`'s read)."""
+    output: Output = PANDAS,
+) -> Any:
+    """The complete result of ``target``, typed, as ``output`` (a :class:`CardReader`'s read)."""
     reader = CardReader(
         session,
         target,
@@ -473,6 +478,7 @@ def run_query(
         name=name,
         card=card,
         dashboard=dashboard,
+        output=output,
     )
     return reader.read()
 

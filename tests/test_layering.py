@@ -58,6 +58,7 @@ ALLOWED: dict[str, set[str]] = {
     "prefetch": set(),
     "progress": set(),
     "card_answers": {"errors"},
+    "outputs": {"errors", "frames"},
     "metadata": {
         "errors",
         "frames",
@@ -78,6 +79,7 @@ ALLOWED: dict[str, set[str]] = {
         "prefetch",
         "progress",
         "links",
+        "outputs",
     },
     "client": {
         "errors",
@@ -91,6 +93,7 @@ ALLOWED: dict[str, set[str]] = {
         "reader",
         "progress",
         "token_store",
+        "outputs",
         "links",
         "snapshot_keys",
         "snapshot_reads",
@@ -121,6 +124,7 @@ ALLOWED: dict[str, set[str]] = {
         "magic_completion",
         "card_view",
         "snapshots",
+        "outputs",
     },
     # picker_inputs: the picker's inputs read ParameterDecl, the one reading of declarations.
     # magics: only lazily, inside picker(), to borrow the notebook's %massive_login
@@ -139,9 +143,21 @@ ALLOWED: dict[str, set[str]] = {
         "picker_view",
         "magics",
     },
-    "cli": {"errors", "settings", "sandbox", "client", "cli_snapshots"},
     # cli_snapshots: `massive-magic snapshots`; cli only lazily (run_notebook), cli imports it.
     "cli_snapshots": {"errors", "settings", "snapshot_keys", "snapshots", "cli"},
+    "export": {"errors", "converters", "frames"},
+    "cli_base": {"errors", "settings", "client"},
+    "cli_export": {
+        "errors",
+        "cellparams",
+        "cli_base",
+        "client",
+        "metadata",
+        "export",
+        "frames",
+        "magic_text",
+    },
+    "cli": {"errors", "settings", "sandbox", "client", "cli_base", "cli_export", "cli_snapshots"},
 }
 
 #: third-party top-level package -> the modules allowed to import it

@@ -284,7 +284,8 @@ def test_a_port_out_of_range_is_a_usage_error(
             run()
         assert info.value.code == 2
         err = capsys.readouterr().err
-        assert "usage:" in err and "Traceback" not in err
+        assert "error: argument --port" in err and "Traceback" not in err
+        assert "port" in err.splitlines()[-1]  # the last line says what is wrong
 
 
 def test_a_port_in_use_is_one_line(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:

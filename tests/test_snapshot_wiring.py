@@ -695,7 +695,7 @@ def test_cli_lists_what_a_directory_holds(
 def test_cli_list_without_a_directory_says_how_to_name_one(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert cli.main(["snapshots", "list"]) == 1
+    assert cli.main(["snapshots", "list"]) == 2  # a usage error
     err = capsys.readouterr().err
     assert err == (
         f"massive-magic: No snapshot directory to list. Set {ENV_SNAPSHOTS} (or pass --dir DIR).\n"
