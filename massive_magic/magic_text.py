@@ -16,15 +16,18 @@ from typing import Any
 from .errors import ConfigError, MassiveWarning, Step
 
 __all__ = [
+    "AS_HELP",
     "INTERRUPTED",
     "MAGIC_WORDS",
     "NOT_LOGGED_IN",
+    "OUTPUTS",
     "PlainWarnings",
     "Summary",
     "card_name",
     "describe_dashboard",
     "describe_frame",
     "describe_login",
+    "describe_logout",
     "describe_snapshots",
     "frame_summary",
     "freshness",
@@ -36,6 +39,13 @@ _MODES = ("record", "replay", "auto", "off")
 NOT_LOGGED_IN = "Not logged in. Run %massive_login first (or %massive_login --sandbox to try)."
 #: What an interrupted magic says (Ctrl-C, or Jupyter's interrupt button).
 INTERRUPTED = "Interrupted; nothing was stored."
+
+#: What ``--as`` and ``MassiveMagics.output`` take (``outputs.OUTPUTS``, without importing it).
+OUTPUTS = ("pandas", "arrow", "polars")
+AS_HELP = (
+    "pandas: a DataFrame (default: %%config MassiveMagics.output), arrow: a pyarrow Table, "
+    "polars: a polars DataFrame."
+)
 
 #: What to do next, in the notebook's words: the magics and %config, never the Python API.
 MAGIC_WORDS: Mapping[Step, str] = {
@@ -77,6 +87,13 @@ def describe_login(info: Any) -> str:
     until = f"{expires:%Y-%m-%d %H:%M} UTC" if expires is not None else "the server ends it"
     reused = " (cached session)" if info.reused else ""
     return f"{who}; session valid until {until}{reused}."
+
+
+def describe_logout(url: str | None, *, offline: bool) -> str:
+    """What ``%massive_logout`` prints; ``url`` None: nobody was logged in."""
+    if url is None:
+        return "Not logged in."
+    return "Not logged in: snapshots were replayed." if offline else f"Logged out of {url}."
 
 
 def card_name(df: Any) -> str:

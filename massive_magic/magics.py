@@ -1,64 +1,51 @@
-"""IPython magics: ``%massive_login``, ``%massive_card``/``%%massive_card``, ``%massive_cards``,
-``%massive_info``, ``%massive_dashboard``/``%%massive_dashboard``, ``%massive_logout``,
-``%massive_snapshots``, and Tab completion of their references and parameters
-(:mod:`~massive_magic.magic_completion`).
+"""IPython magics: a thin shell that parses, calls the Client, translates errors and publishes.
 
-A thin shell in the manner of IPython's own ``storemagic``/``autoreload``: each
-magic parses its line, calls :class:`massive_magic.Client`, turns expected
-failures into ``UsageError`` (IPython shows one line and the cell still fails, so
-Run All and papermill stop) and publishes the result. State (the client, the
-sandbox) lives on the registered :class:`MassiveMagics` instance.
+``%massive_login``, ``%massive_card``/``%%massive_card``, ``%massive_cards``, ``%massive_info``,
+``%massive_dashboard``/``%%massive_dashboard``, ``%massive_logout``, ``%massive_snapshots``;
+Tab completion is :mod:`~massive_magic.magic_completion`. As in IPython's ``autoreload``, the
+state and its logic (client, sandbox, snapshot mode) are a plain class,
+:class:`~massive_magic.notebook_session.NotebookSession`, held by the registered instance.
 
-Errors are worded for the notebook: the library's message, then its next steps
-in :data:`MAGIC_WORDS`. An interrupt (Ctrl-C, the interrupt button) is one line,
-:data:`INTERRUPTED`, and fails the cell. While the extension is loaded a
-:class:`~massive_magic.errors.MassiveWarning` prints as its message alone.
-
-Settings are traitlets, so both work::
-
-    %config MassiveMagics.url = "https://massive.metabaseapp.com"
-    c.MassiveMagics.user = "you@partner.com"      # in ipython_config.py
-
-Only IPython, traitlets and our light modules are imported here; the HTTP stack
-and pandas load on the first login.
+Expected failures become one-line ``UsageError`` (the cell still fails, so Run All and
+papermill stop): the library's message, then its next steps in :data:`MAGIC_WORDS`; an
+interrupt is :data:`INTERRUPTED`. While the extension is loaded a
+:class:`~massive_magic.errors.MassiveWarning` prints as its message alone. Settings are
+traitlets (``%config MassiveMagics.url = "..."``, ``c.MassiveMagics.user`` in
+``ipython_config.py``). Only IPython, traitlets and light modules load at ``%load_ext``.
 """
 
 from __future__ import annotations
 
 import keyword
-import os
-import time
 import warnings
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from IPython.core.error import StdinNotImplementedError, UsageError
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, CaselessStrEnum, Float, Integer, Unicode
 
 from .cellparams import expand_vars, parse_cell
-from .errors import AuthError, MassiveError, NextStep, Step, render
+from .errors import MassiveError, render
 from .magic_completion import MagicCompleter
 from .magic_text import (
+    AS_HELP,
     INTERRUPTED,
     MAGIC_WORDS,
-    NOT_LOGGED_IN,
+    OUTPUTS,
     PlainWarnings,
     describe_dashboard,
     describe_login,
-    describe_snapshots,
     frame_summary,
-    snapshot_words,
 )
+from .notebook_session import NotebookLogin, NotebookSession, password_prompt
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
     from .client import Client
-    from .settings import Settings
 
 __all__ = [
     "MassiveMagics",
@@ -69,80 +56,38 @@ __all__ = [
 ]
 
 
-#: What ``--as`` and ``MassiveMagics.output`` take (``outputs.OUTPUTS``, without importing it).
-_OUTPUTS = ("pandas", "arrow", "polars")
-_AS_HELP = (
-    "pandas: a DataFrame (default: %%config MassiveMagics.output), arrow: a pyarrow Table, "
-    "polars: a polars DataFrame."
-)
-
-
-def password_prompt(message: str = "Metabase password: ") -> str:
-    """Ask for the password with a hidden prompt; never from the magic line.
-
-    Kernels without stdin (nbclient, papermill, Voila) raise IPython's
-    ``StdinNotImplementedError``; that becomes an AuthError naming the variable
-    to set instead.
-    """
-    import getpass
-
-    try:
-        return getpass.getpass(message)
-    except StdinNotImplementedError as exc:
-        from .settings import ENV_PASSWORD
-
-        raise AuthError(
-            "No password: this kernel cannot prompt for one.",
-            next_steps=(NextStep(Step.SET_PASSWORD, names=(ENV_PASSWORD,)),),
-        ) from exc
-
-
-def _not_logged_in(message: str = "") -> str:
-    """Password prompt for the implicit login of %massive_card: never asks, explains."""
-    raise AuthError(NOT_LOGGED_IN)
+def _optional(trait: Any, help: str) -> Any:
+    """A ``%config``-able setting that may be None (then the environment decides)."""
+    return trait(None, allow_none=True, help=help).tag(config=True)
 
 
 @magics_class
 class MassiveMagics(Magics):
     """Read Massive's Metabase cards into pandas DataFrames."""
 
-    url = Unicode(
-        None, allow_none=True, help="Metabase URL (default: $MASSIVE_METABASE_URL, then Massive's)."
-    ).tag(config=True)
-    user = Unicode(
-        None, allow_none=True, help="Login e-mail (default: $MASSIVE_METABASE_EMAIL)."
-    ).tag(config=True)
-    api_key_env = Unicode(
-        None,
-        allow_none=True,
-        help="Name of an environment variable holding a Metabase API key to use instead of a "
+    url = _optional(Unicode, "Metabase URL (default: $MASSIVE_METABASE_URL, then Massive's).")
+    user = _optional(Unicode, "Login e-mail (default: $MASSIVE_METABASE_EMAIL).")
+    api_key_env = _optional(
+        Unicode,
+        "Name of an environment variable holding a Metabase API key to use instead of a "
         "password (default: $MASSIVE_METABASE_API_KEY is used when set).",
-    ).tag(config=True)
-    cache_dir = Unicode(
-        None, allow_none=True, help="Session cache directory (default: $MASSIVE_MAGIC_CACHE_DIR)."
-    ).tag(config=True)
-    timeout = Float(None, allow_none=True, help="Read timeout for a card query, in seconds.").tag(
-        config=True
     )
+    cache_dir = _optional(Unicode, "Session cache directory (default: $MASSIVE_MAGIC_CACHE_DIR).")
+    timeout = _optional(Float, "Read timeout for a card query, in seconds.")
     progress = Bool(True, help="Show a progress bar while rows download.").tag(config=True)
     quiet = Bool(False, help="No progress bar and no summary lines (like -q on every call).").tag(
         config=True
     )
     max_workers = Integer(4, help="Cards of a dashboard read in parallel.").tag(config=True)
-    snapshots = Unicode(
-        None, allow_none=True, help="Snapshot directory (default: $MASSIVE_MAGIC_SNAPSHOTS)."
-    ).tag(config=True)
-    snapshot_mode = Unicode(
-        None,
-        allow_none=True,
-        help="record, replay, auto or off (default: $MASSIVE_MAGIC_SNAPSHOT_MODE, else auto "
+    snapshots = _optional(Unicode, "Snapshot directory (default: $MASSIVE_MAGIC_SNAPSHOTS).")
+    snapshot_mode = _optional(
+        Unicode,
+        "record, replay, auto or off (default: $MASSIVE_MAGIC_SNAPSHOT_MODE, else auto "
         "when there is a snapshot directory).",
-    ).tag(config=True)
-    snapshot_max_age = Unicode(
-        None, allow_none=True, help="Oldest snapshot replayed, e.g. 7d (default: any age)."
-    ).tag(config=True)
+    )
+    snapshot_max_age = _optional(Unicode, "Oldest snapshot replayed, e.g. 7d (default: any age).")
     output = CaselessStrEnum(
-        _OUTPUTS,
+        OUTPUTS,
         default_value="pandas",
         help="What %massive_card and %massive_dashboard give (like --as on every call): a "
         "pandas DataFrame, a pyarrow Table or a polars DataFrame (massive-magic[polars]).",
@@ -150,16 +95,29 @@ class MassiveMagics(Magics):
 
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self.client: Client | None = None
-        self.sandbox: Any = None  # massive_magic.sandbox server, when --sandbox started one
+        #: The client, the sandbox and the snapshot mode: the logic behind these magics.
+        self.session = NotebookSession(self)
         self.plain_warnings: PlainWarnings | None = None  # installed by load_ipython_extension
         #: Tab completion; it completes only for the client %massive_login made.
         self.completer = MagicCompleter(lambda: self.client)
-        self.offline = False  # self.client is a replay's: it never logged in
         # IPython 9's Magics joins shell.configurables itself (so %config finds it); 8.x not.
         configurables: list[Any] = self.shell.configurables if self.shell is not None else []
         if self.shell is not None and self not in configurables:
             configurables.append(self)
+
+    @property
+    def client(self) -> Client | None:
+        """The client ``%massive_login`` made (or the implicit login's), else None."""
+        return self.session.client
+
+    @client.setter
+    def client(self, client: Client | None) -> None:
+        self.session.client = client
+
+    @property
+    def sandbox(self) -> Any:
+        """The demo server ``--sandbox`` started, else None."""
+        return self.session.sandbox
 
     # -- plumbing (not magics) -------------------------------------------------
 
@@ -179,95 +137,10 @@ class MassiveMagics(Magics):
         except KeyboardInterrupt as exc:
             raise UsageError(INTERRUPTED) from exc
 
-    def _settings(
-        self,
-        url: str | None,
-        user: str | None,
-        api_key_env: str | None,
-        allow_http: bool | None = None,
-    ) -> Settings:
-        """Magic option > traitlet > environment (Settings.resolve) > default."""
-        from .settings import Settings  # platformdirs: loaded on first use, not at %load_ext
-
-        var = api_key_env or self.api_key_env
-        api_key = None
-        if var:  # the user named the variable: the one env read outside settings.py
-            api_key = os.environ.get(var) or None
-            if api_key is None:
-                raise UsageError(f"{var} is not set. Put the API key in that environment variable.")
-        return Settings.resolve(
-            url or self.url,
-            user or self.user,
-            api_key=api_key,
-            cache_dir=self.cache_dir,
-            timeout=self.timeout,
-            allow_http=allow_http,
-            snapshots=self.snapshots or None,
-            snapshot_mode=self.snapshot_mode or None,
-            snapshot_max_age=self.snapshot_max_age or None,
-        )
-
-    def _snapshot_config(self) -> tuple[Any, str, Any]:
-        """(directory, mode, max age): traitlet (or %massive_snapshots) > environment."""
-        from .settings import resolve_snapshots
-
-        return resolve_snapshots(
-            self.snapshots or None, self.snapshot_mode or None, self.snapshot_max_age or None
-        )
-
-    def _sync_client(self) -> Client | None:
-        """The client with the current snapshot settings; a replay's client ends with replay."""
-        where, mode, age = self._snapshot_config()
-        if self.client is not None and self.offline and mode != "replay":
-            self._replace_client(None)  # it never logged in: reading live needs a login
-        if self.client is not None:
-            self.client.use_snapshots(where, mode, age)
-        return self.client
-
-    def _make_client(self, settings: Settings, prompt: Callable[[str], str]) -> Client:
-        from .client import Client
-
-        # Exactly the settings resolved here: Client() would re-read the environment
-        # for what is None (an API key would beat the sandbox's demo password).
-        return Client.from_settings(
-            settings, progress=self.progress and not self.quiet, password_prompt=prompt
-        )
-
-    def _start_sandbox(self) -> Any:
-        if self.sandbox is None:
-            from . import sandbox
-
-            self.sandbox = sandbox.start()
-        return self.sandbox
-
     def _current_client(self) -> Client:
-        """The logged-in client; else log in from env credentials or a cached session
-        (in replay: a client that never logs in)."""
+        """The notebook's client, logging in from the environment if need be."""
         with self._translate():
-            if self._sync_client() is not None:
-                return self.client  # type: ignore[return-value]
-            settings = self._settings(None, None, None)
-        replay = settings.snapshot_mode == "replay"
-        if not (settings.username or settings.api_key or replay):
-            raise UsageError(NOT_LOGGED_IN)
-        client = self._make_client(settings, _not_logged_in)
-        self._login(client)
-        self.client, self.offline = client, replay
-        return client
-
-    def _login(self, client: Client, force: bool = False) -> Any:
-        """``client.login()``; a client that could not log in is closed, not kept."""
-        try:
-            with self._translate():
-                return client.login(force=force)
-        except BaseException:
-            client.close()
-            raise
-
-    def _replace_client(self, client: Client | None) -> None:
-        if self.client is not None and self.client is not client:
-            self.client.close()
-        self.client = client
+            return self.session.current()
 
     def _inputs(self, args: Any, cell: str | None, what: str) -> tuple[Any, dict[str, Any] | None]:
         """The reference (``{var}`` expanded) and the cell's parameters; checks ``-o``."""
@@ -291,10 +164,7 @@ class MassiveMagics(Magics):
             self.plain_warnings = None
         if self.shell is not None:
             self.completer.remove(self.shell)
-        self._replace_client(None)
-        if self.sandbox is not None:
-            self.sandbox.stop()
-            self.sandbox = None
+        self.session.close()
 
     # -- magics ----------------------------------------------------------------
 
@@ -329,27 +199,15 @@ class MassiveMagics(Magics):
         """
         args = parse_argstring(self.massive_login, line)
         with self._translate():
-            replay = self._snapshot_config()[1] == "replay"
-            if args.sandbox:  # its demo account, whatever credentials the environment holds
-                from .settings import SANDBOX_SNAPSHOT_SERVER
-
-                srv = self.sandbox if replay else self._start_sandbox()  # replay: none started
-                settings = self._settings(srv.url if srv else "http://localhost", None, None)
-                settings = settings.with_changes(
-                    username=srv.username if srv else None,
-                    password=srv.password if srv else None,
-                    api_key=None,
-                    snapshot_server=SANDBOX_SNAPSHOT_SERVER,  # its port changes, its data not
-                )
-            else:
-                allow = True if args.allow_http else None  # else $MASSIVE_MAGIC_ALLOW_HTTP
-                settings = self._settings(args.url, args.user, args.api_key_env, allow)
-                if not replay:
-                    _require_user(settings)
-        client = self._make_client(settings, password_prompt)
-        info = self._login(client, force=args.force)
-        self._replace_client(client)
-        self.offline = replay
+            info = self.session.login(
+                password_prompt,
+                url=args.url,
+                user=args.user,
+                api_key_env=args.api_key_env,
+                allow_http=args.allow_http,
+                sandbox=args.sandbox,
+                force=args.force,
+            )
         print(describe_login(info))
 
     @magic_arguments()
@@ -376,20 +234,11 @@ class MassiveMagics(Magics):
         """
         args = parse_argstring(self.massive_snapshots, line)
         ns = self.shell.user_ns if self.shell is not None else {}
-        from .settings import resolve_snapshots
-        from .snapshots import SnapshotStore
-
         with self._translate():
             words = [str(expand_vars(w, ns, where="Snapshot directory")) for w in args.words]
-            now = (self.snapshots, self.snapshot_mode, self.snapshot_max_age)
-            chosen = snapshot_words(words, args.max_age, now)
-            resolve_snapshots(*chosen)  # a bad mode or age is refused before anything changes
+            chosen = self.session.choose_snapshots(words, args.max_age)
             self.snapshots, self.snapshot_mode, self.snapshot_max_age = chosen
-            ended = self.offline and self.client is not None
-            self._sync_client()
-            where, mode, max_age = self._snapshot_config()
-            infos = SnapshotStore(where).list() if where else []
-        print(describe_snapshots(mode, where, infos, max_age, ended=ended and not self.client))
+            print(self.session.snapshots_changed())
 
     @magic_arguments()
     @no_var_expand
@@ -402,23 +251,15 @@ class MassiveMagics(Magics):
             %massive_logout
         """
         parse_argstring(self.massive_logout, line)  # takes no arguments: refuse strays
-        if self.client is None:
-            print("Not logged in.")
-            return
-        client, offline = self.client, self.offline
         with self._translate():
-            client.logout()  # in replay: sends nothing
-        self._replace_client(None)
-        print(
-            "Not logged in: snapshots were replayed." if offline else f"Logged out of {client.url}."
-        )
+            print(self.session.logout())  # in replay: sends nothing
 
     @magic_arguments()
     @argument("ref", help="Card id, 'id-slug' or the card's URL; {var} takes it from Python.")
     @argument("-o", "--output", metavar="VAR", help="Store the DataFrame in VAR; print a summary.")
     @argument("--limit", type=int, metavar="N", help="Read at most N rows.")
     @argument("--refresh", action="store_true", help="Ignore Metabase's cached result.")
-    @argument("--as", dest="as_kind", choices=_OUTPUTS, help=_AS_HELP)
+    @argument("--as", dest="as_kind", choices=OUTPUTS, help=AS_HELP)
     @argument("-q", "--quiet", action="store_true", help="No progress bar, no summary line.")
     @no_var_expand
     @line_cell_magic
@@ -451,15 +292,14 @@ class MassiveMagics(Magics):
         args = parse_argstring(self.massive_card, line)
         ref, params = self._inputs(args, cell, "Card reference")
         with self._translate():
-            out = _output_kind(args.as_kind or self.output)  # no polars: before any request
-            client = self._current_client()
-            client.progress = self.progress and not (self.quiet or args.quiet)
-            started = time.perf_counter()
-            built = client.card(
-                ref, params, limit=args.limit, refresh=args.refresh, output=out.built.name
+            df, built, seconds = self.session.read_card(
+                ref,
+                params,
+                output=args.as_kind or self.output,
+                limit=args.limit,
+                refresh=args.refresh,
+                quiet=args.quiet,
             )
-            df = out.finish(built)  # polars frames have no metadata: the name is in built's
-        seconds = time.perf_counter() - started
         if not args.output:
             return df
         if self._store(args, df):
@@ -498,7 +338,7 @@ class MassiveMagics(Magics):
     @magic_arguments()
     @argument("ref", help="Dashboard id or URL; {var} takes it from Python.")
     @argument("-o", "--output", metavar="VAR", help="Store the result in VAR; print a summary.")
-    @argument("--as", dest="as_kind", choices=_OUTPUTS, help=_AS_HELP)
+    @argument("--as", dest="as_kind", choices=OUTPUTS, help=AS_HELP)
     @argument("-q", "--quiet", action="store_true", help="No progress bar, no summary line.")
     @no_var_expand
     @line_cell_magic
@@ -521,13 +361,13 @@ class MassiveMagics(Magics):
         args = parse_argstring(self.massive_dashboard, line)
         ref, params = self._inputs(args, cell, "Dashboard reference")
         with self._translate():
-            client = self._current_client()
-            client.progress = self.progress and not (self.quiet or args.quiet)
-            started = time.perf_counter()
-            result = client.dashboard(
-                ref, params, max_workers=self.max_workers, output=args.as_kind or self.output
+            result, seconds = self.session.read_dashboard(
+                ref,
+                params,
+                output=args.as_kind or self.output,
+                max_workers=self.max_workers,
+                quiet=args.quiet,
             )
-        seconds = time.perf_counter() - started
         if not args.output:
             return result
         if self._store(args, result):
@@ -565,37 +405,6 @@ def _show(value: Any) -> None:
     from IPython.display import display
 
     display(value)
-
-
-def _output_kind(name: str) -> Any:
-    """``outputs.output_kind``, imported on first use (it loads pandas and pyarrow)."""
-    from .outputs import output_kind
-
-    return output_kind(name)
-
-
-def _require_user(settings: Settings) -> None:
-    """A login needs an e-mail or an API key: say how to give one before trying."""
-    if settings.username or settings.api_key:
-        return
-    from .settings import ENV_API_KEY, ENV_EMAIL
-
-    raise AuthError(
-        f"No Metabase user name for {settings.url}.",
-        next_steps=(
-            NextStep(Step.SET_USER, names=(ENV_EMAIL,)),
-            NextStep(Step.USE_API_KEY, names=(ENV_API_KEY,)),
-        ),
-    )
-
-
-@dataclass(frozen=True)
-class NotebookLogin:
-    """What :func:`massive_magic.picker` borrows from the notebook's magics."""
-
-    client: Client | None
-    namespace: MutableMapping[str, Any]
-    set_next_input: Callable[[str], Any]
 
 
 def notebook_login() -> NotebookLogin | None:
