@@ -22,7 +22,13 @@ Transport rules:
   ``X-Metabase-Session`` header (§3.1), so the jar rejects every cookie.
 - No redirects: a redirect to another host would carry the token header along
   (requests only strips ``Authorization``); a 3xx is reported instead.
-- Explicit timeouts (short connect, long read) on every request.
+- Explicit timeouts (short connect, long read) on every request, and the read
+  timeout is also a deadline for each whole answer: a request that is not streamed
+  is sent streamed and its body read here in pieces, each read waiting at most
+  until the deadline (counted from the send, retries included); past it the
+  connection is closed and a :class:`ResponseError` raised. A server dripping a
+  byte at a time can no longer hold a call for longer (a streamed body is its
+  reader's business: :mod:`~massive_magic.reader` keeps one deadline per card read).
 - Bounded retries with backoff by urllib3's ``Retry`` on the adapter, only for what
   cannot have started work on the server: connection errors (nothing was sent) and
   gateway answers (502/503/504, before any body). A request that reached the
@@ -37,9 +43,11 @@ Transport rules:
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import time
 import warnings
+import zlib
 from collections.abc import Callable, Mapping
 from http.cookiejar import DefaultCookiePolicy
 from importlib.metadata import PackageNotFoundError
@@ -49,12 +57,13 @@ from urllib.parse import urlsplit
 
 import orjson
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from .answers import RETRY_STATUSES, error_text, raise_for_answer, read_json, transport_message
 from .auth import ApiKeyAuth, Auth, SessionInfo
-from .errors import MassiveWarning, ResponseError
+from .errors import MassiveWarning, NextStep, ResponseError, Step
 from .login import SessionLogin
 from .secret import Secret
 from .settings import Settings, is_loopback
@@ -74,6 +83,12 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: The most one read of a body asks for (the pieces of a non-streamed answer).
+_PIECE = 256 * 1024
+#: The shortest wait for the body once the deadline is near (or passed during retries):
+#: a body already on its way is still read; a dripping one is cut here.
+_LAST_WAIT = 0.05
 
 #: Methods repeated after a gateway answer or a connection error. Every POST this client
 #: sends outside ``/api/session`` is a card or dashboard *query*, which is read-only.
@@ -285,22 +300,32 @@ class MetabaseSession:
     ) -> requests.Response:
         """One request through the pooled session; transport failures become ResponseError.
 
+        Unless ``stream``, the whole answer (headers and body) arrives within the read
+        timeout, counted from here, or the connection is closed and a ResponseError
+        raised; the body is then in ``response.content`` as usual.
+
         The error is raised after the ``except`` block, so it has no context: a
         requests exception keeps the prepared request, whose headers hold the token.
         """
+        timeout = self._timeout[1]
+        deadline = time.monotonic() + timeout
         try:
-            return self._http.request(
+            response = self._http.request(
                 method,
                 url,
                 headers=_wire(headers),
                 data=data,
                 params=params,
-                stream=stream,
+                stream=True,
                 timeout=self._timeout,
                 allow_redirects=False,
             )
         except requests.exceptions.RequestException as exc:
-            message, steps = transport_message(exc, url, self.settings.url, self._timeout[1])
+            message, steps = transport_message(exc, url, self.settings.url, timeout)
+        else:
+            if not stream:
+                _read_whole(response, deadline, timeout)
+            return response
         raise ResponseError(message, url=url, next_steps=steps)
 
     def checked(
@@ -330,3 +355,86 @@ class MetabaseSession:
         with contextlib.suppress(requests.exceptions.RequestException):
             response.content  # noqa: B018 - read the (small) body so the connection is reusable
         response.close()
+
+
+# -- a whole answer within its deadline --------------------------------------------------------
+
+
+def _read_whole(response: requests.Response, deadline: float, timeout: float) -> None:
+    """Read the body into ``response.content`` by the deadline, or hang up and raise.
+
+    ``read1`` returns what one socket read brought, so the deadline is checked between
+    pieces, and before each read the socket waits at most until the deadline. The
+    pieces are read as sent and decoded at the end: urllib3's decoding ``read1`` keeps
+    reading until the decoder yields a byte, which a dripped gzip body delays at will.
+    No thread; the cost over requests' own ``content`` is a ``settimeout`` per piece.
+    A body cut short (or undecodable) is an error for a 2xx answer and an empty body
+    for any other, which is then reported by its status. Errors are raised outside the
+    ``except`` blocks: no urllib3 exception rides along as their context.
+    """
+    raw = response.raw
+    pieces: list[bytes] = []
+    too_slow = cut = False
+    try:
+        while True:
+            # The connection until the body is in; then back in the pool (or closed),
+            # and another thread's: its socket is not ours to touch any more.
+            sock = getattr(getattr(raw, "connection", None), "sock", None)
+            if sock is not None:
+                sock.settimeout(min(timeout, max(deadline - time.monotonic(), _LAST_WAIT)))
+            piece = raw.read1(_PIECE, decode_content=False)
+            if not piece:
+                break
+            pieces.append(piece)
+            if not raw.closed and time.monotonic() >= deadline:
+                too_slow = True
+                break
+        body = _decoded(b"".join(pieces), response.headers.get("Content-Encoding", ""))
+    except (TimeoutError, urllib3.exceptions.ReadTimeoutError):
+        too_slow = True
+    except (urllib3.exceptions.HTTPError, OSError, zlib.error):
+        cut = True
+    if too_slow or cut:
+        response.close()  # hang up: the server sees the client leave
+        body = b""
+    if too_slow:
+        raise ResponseError(
+            f"The answer from {response.url} did not finish within the timeout of "
+            f"{timeout:g} s; the connection was closed.",
+            status=response.status_code,
+            url=response.url,
+            next_steps=(NextStep(Step.RAISE_TIMEOUT),),
+        )
+    if cut and 200 <= response.status_code < 300:
+        raise ResponseError(
+            f"The answer from {response.url} ended early (the connection was closed) — try again.",
+            status=response.status_code,
+            url=response.url,
+        )
+    response._content = body
+    response._content_consumed = True  # type: ignore[attr-defined]
+
+
+def _decoded(body: bytes, encoding: str) -> bytes:
+    """``body`` without its ``Content-Encoding``: gzip here (what Metabase sends), any
+    other through urllib3's own decoders (a response object over the bytes)."""
+    encoding = encoding.strip().lower()
+    if not encoding or encoding == "identity" or not body:
+        return body
+    if encoding in ("gzip", "x-gzip"):
+        out = []
+        while body:  # one member after another, like urllib3's GzipDecoder
+            inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out.append(inflate.decompress(body))
+            out.append(inflate.flush())
+            if not inflate.eof:
+                raise zlib.error("the gzip body ends early")
+            body = inflate.unused_data
+        return b"".join(out)
+    whole = urllib3.HTTPResponse(
+        body=io.BytesIO(body),
+        headers={"Content-Encoding": encoding},
+        preload_content=False,
+        decode_content=True,
+    )
+    return whole.read()

@@ -163,9 +163,27 @@ def test_declarations_of_a_card_not_in_the_list(logged_in: InteractiveShell, srv
 # -- dashboards -------------------------------------------------------------------------------
 
 
-def test_dashboards(logged_in: InteractiveShell, srv: Any) -> None:
-    # The sandbox does not serve Metabase's dashboard list (GET /api/dashboard/):
-    # completion offers the dashboards read so far, and asks for the list once.
+DASHBOARD_LIST = "/api/dashboard/"
+
+
+def test_dashboards_from_metabases_list(logged_in: InteractiveShell, srv: Any) -> None:
+    """``%massive_dashboard `` + Tab offers the dashboards of ``GET /api/dashboard/``:
+    one list request for the login, no dashboard read."""
+    assert complete(logged_in, "%massive_dashboard ") == ["%massive_dashboard 12-partner-overview"]
+    assert ours(logged_in, "%massive_dashboard 1") == ["12-partner-overview"]
+    assert ours(logged_in, "%%massive_dashboard partn") == ["12-partner-overview"]
+    assert ours(logged_in, "%massive_dashboard 9") == []
+    assert srv.count("GET", DASHBOARD_LIST) == 1
+    assert srv.count("GET", f"/api/dashboard/{demo.OVERVIEW_DASHBOARD}") == 0
+    assert [r.query for r in srv.requests("GET", DASHBOARD_LIST)] == ["f=all"]
+
+
+def test_dashboards_read_so_far_when_the_list_is_not_served(
+    logged_in: InteractiveShell, srv: Any
+) -> None:
+    # Newer Metabase may drop GET /api/dashboard/ (404): completion offers the
+    # dashboards read so far, and asks for the list once.
+    srv.faults.fail_next(n=5, status=404, path=DASHBOARD_LIST)
     assert ours(logged_in, "%massive_dashboard ") == []
     with pytest.warns(Warning):
         logged_in.run_line_magic("massive_dashboard", f"{demo.OVERVIEW_DASHBOARD} -q")
@@ -173,7 +191,7 @@ def test_dashboards(logged_in: InteractiveShell, srv: Any) -> None:
     assert ours(logged_in, "%%massive_dashboard partn") == ["12-partner-overview"]
     assert ours(logged_in, "%massive_dashboard overv") == ["12-partner-overview"]
     assert ours(logged_in, "%massive_dashboard 9") == []
-    assert srv.count("GET", "/api/dashboard/") == 1
+    assert srv.count("GET", DASHBOARD_LIST) == 1
 
 
 # -- never in the way ----------------------------------------------------------------------

@@ -207,20 +207,21 @@ def test_a_padded_query_answer_is_refused_early(srv: Any, client: Client) -> Non
         client.card(demo.SEQUENCE, limit=5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="only the card read has a deadline: GET /api/card/:id (parameters) is unbounded",
-)
 def test_a_dripping_card_lookup_ends_at_the_deadline(srv: Any, make_client: Any) -> None:
     """``Client.card(ref, params)`` first reads the card's declarations: one call, one deadline."""
     client = make_client(timeout=1)
     path = f"/api/card/{demo.EARNINGS_FILTERED}"
     srv.faults.drip_next(path=path, method="GET", interval=0.25, max_seconds=8)
-    with pytest.raises(ResponseError):
+    with pytest.raises(ResponseError) as caught:
         client.card(demo.EARNINGS_FILTERED, {"country": "DE"})
-    [request] = srv.requests("GET", path)
+    assert "did not finish within the timeout of 1 s" in caught.value.message
+    assert caught.value.next_steps == (NextStep(Step.RAISE_TIMEOUT),)
+    [request] = srv.requests(
+        "GET", path
+    )  # one lookup: a read that reached the server is not resent
     wait_until(lambda: request.finished is not None)
-    assert not request.complete
+    assert request.fault == "drip" and not request.complete  # the client hung up
+    assert not srv.requests("POST", query_path(demo.EARNINGS_FILTERED))  # the query never ran
 
 
 # -- what the answer really is -----------------------------------------------------------------

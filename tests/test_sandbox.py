@@ -232,6 +232,7 @@ def test_start_stop_and_context_manager() -> None:
         ("POST", f"/api/card/{demo.DAILY_EARNINGS}/query"),
         ("POST", f"/api/card/{demo.DAILY_EARNINGS}/query/api"),
         ("GET", f"/api/dashboard/{demo.OVERVIEW_DASHBOARD}"),
+        ("GET", "/api/dashboard/"),
         ("GET", "/api/card/999999"),
     ],
 )
@@ -952,6 +953,29 @@ def test_dashboard(http: requests.Session, sandbox: Sandbox) -> None:
     }
     assert {"row", "col", "size_x", "size_y"} <= set(filtered)
     assert cards[demo.DASHCARD_TEXT]["visualization_settings"]["text"].startswith("## Partner")
+
+
+@pytest.mark.parametrize("path", ["/api/dashboard/?f=all", "/api/dashboard/", "/api/dashboard"])
+def test_dashboard_list(http: requests.Session, sandbox: Sandbox, path: str) -> None:
+    """What the client completes ``%massive_dashboard`` from (``f=all`` is the default)."""
+    dashes = http.get(url(sandbox, path)).json()
+    assert [(d["id"], d["name"]) for d in dashes] == [(demo.OVERVIEW_DASHBOARD, "Partner overview")]
+    [dash] = dashes
+    assert dash["archived"] is False
+    assert dash["collection_id"] == 7
+    assert dash["creator"]["id"] == dash["creator_id"]
+    assert [p["slug"] for p in dash["parameters"]] == ["date", "country"]
+    assert "dashcards" not in dash  # a list holds the rows, not the cards on them
+
+
+def test_dashboard_list_filters(http: requests.Session, sandbox: Sandbox) -> None:
+    """``mine`` (the demo user made none) and ``archived`` (none is) are empty; anything
+    else is refused as Metabase's schema does."""
+    for mode in ("mine", "archived"):
+        assert http.get(url(sandbox, f"/api/dashboard/?f={mode}")).json() == []
+    refused = http.get(url(sandbox, "/api/dashboard/?f=everything"))
+    assert refused.status_code == 400
+    assert refused.json()["errors"] == {"f": "nullable enum of all, mine, archived"}
 
 
 def _dashcard_query(

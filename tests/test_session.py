@@ -6,6 +6,7 @@ ages both sides at once without sleeping.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import logging
@@ -17,6 +18,7 @@ import sys
 import textwrap
 import threading
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from datetime import timedelta, timezone
 from pathlib import Path
@@ -25,6 +27,7 @@ from typing import Any
 import pytest
 import requests
 
+from massive_magic import session as session_module
 from massive_magic.errors import (
     AccessDenied,
     AuthError,
@@ -805,6 +808,60 @@ def test_read_timeout_is_never_retried_and_says_how_long(
     assert srv.faults.pending == [{"kind": "delay", "remaining": 4, "path": path, "method": None}]
     wait_for_log(srv, "POST", path, 1)
     assert srv.count("POST", path) == 1
+
+
+def test_a_dripping_login_answer_ends_at_the_deadline_and_is_not_sent_again(
+    srv: Any, make_session: SessionFactory
+) -> None:
+    """The read timeout bounds the whole answer, not the gap between two bytes: a login
+    answer dripped a byte at a time is cut there; the password goes out once."""
+    session = make_session(read_timeout=1)
+    srv.faults.drip_next(path="/api/session", method="POST", interval=0.25, max_seconds=8)
+    with pytest.raises(ResponseError) as caught:
+        session.login()
+    assert "did not finish within the timeout of 1 s" in caught.value.message
+    assert caught.value.next_steps == (NextStep(Step.RAISE_TIMEOUT),)
+    assert srv.password not in str(caught.value)
+    [request] = srv.requests(*LOGIN)
+    wait_until(lambda: request.finished is not None)
+    assert request.fault == "drip" and not request.complete  # the client hung up
+    assert session.info is None
+    assert session.login().reused is False  # the next explicit try works
+    assert logins(srv) == 2
+
+
+def test_a_slow_answer_within_the_deadline_is_read_whole(
+    srv: Any, make_session: SessionFactory
+) -> None:
+    """Dripped but done in time: the body is all there, decoded, and parsed as usual."""
+    session = make_session(read_timeout=30)
+    session.login()
+    srv.faults.drip_next(path=ME, method="GET", interval=0.01, piece=16, max_seconds=0.3)
+    response = session.request("GET", ME)
+    assert read_json(response)["email"] == srv.username
+    [request] = srv.requests("GET", ME)
+    assert request.fault == "drip" and request.complete
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "x-gzip", "deflate", "identity", ""])
+def test_bodies_are_decoded_as_their_content_encoding_says(encoding: str) -> None:
+    """Whole answers are read as sent and decoded at the end (two gzip members too)."""
+    text = b'{"id": 1, "name": "Daily earnings"}' * 50
+    body = {
+        "gzip": gzip.compress(text[:700]) + gzip.compress(text[700:]),
+        "x-gzip": gzip.compress(text),
+        "deflate": zlib.compress(text),
+    }.get(encoding, text)
+    assert session_module._decoded(body, encoding) == text
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    """Wait (at most a minute) for what another thread does, e.g. the sandbox's log."""
+    pause = threading.Event()
+    for _ in range(3000):
+        if condition():
+            return
+        pause.wait(0.02)
 
 
 def wait_for_log(srv: Any, method: str, path: str, n: int) -> None:

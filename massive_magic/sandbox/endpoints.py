@@ -61,6 +61,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("GET", r"/api/card/([^/]+)", "get_card"),
         ("POST", r"/api/card/([^/]+)/query", "query_card"),
         ("POST", r"/api/card/([^/]+)/query/([^/]+)", "export_card"),
+        ("GET", r"/api/dashboard/?", "list_dashboards"),
         ("GET", r"/api/dashboard/([^/]+)", "get_dashboard"),
         ("POST", r"/api/dashboard/([^/]+)/dashcard/([^/]+)/card/([^/]+)/query", "query_dashcard"),
         (
@@ -72,11 +73,23 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 ]
 _PUBLIC = {"login", "logout", "properties", "health"}
 _STAMP = "2024-05-01T08:45:00.120Z"
+#: Who made every demo card and dashboard (``creator``, hydrated in lists).
+_CREATOR = {
+    "id": 1,
+    "email": "analytics@massive.example",
+    "first_name": "Massive",
+    "last_name": "Analytics",
+    "common_name": "Massive Analytics",
+}
 
 
 def _target(card: Card | None, tag_name: str) -> Any:
     tag = card.tag(tag_name) if card is not None else None
     return tag.target if tag is not None else None
+
+
+def _lower_name(dash: Dashboard) -> str:
+    return dash.name.lower()
 
 
 class Api:
@@ -283,15 +296,8 @@ class Api:
         visible = [c for c in self.sb.cards.values() if self.user.superuser or not c.restricted]
         if mode in ("mine", "bookmarked", "archived", "database", "table"):
             visible = []
-        creator = {
-            "id": 1,
-            "email": "analytics@massive.example",
-            "first_name": "Massive",
-            "last_name": "Analytics",
-            "common_name": "Massive Analytics",
-        }
         out = [
-            {**self._describe(c), "creator": creator}
+            {**self._describe(c), "creator": _CREATOR}
             for c in sorted(visible, key=lambda c: c.name.lower())
         ]
         return json_answer(200, out)
@@ -318,6 +324,36 @@ class Api:
         if dash is None:
             raise BadRequest(404, NOT_FOUND)
         return dash
+
+    def list_dashboards(self) -> Response:
+        """``GET /api/dashboard/?f=all|mine|archived`` (Metabase keeps it "for backwards
+        compatibility"): the dashboards the user may read, by lower-cased name, each the
+        dashboard row with its ``creator``; archived ones only with ``f=archived``."""
+        assert self.user is not None
+        mode = parse_qs(self.rec.query).get("f", ["all"])[-1]
+        if mode not in ("all", "mine", "archived"):
+            raise errors400("f", "nullable enum of all, mine, archived")
+        dashes = [] if mode != "all" else sorted(self.sb.dashboards.values(), key=_lower_name)
+        out = [
+            {
+                "id": dash.id,
+                "entity_id": entity_id("dashboard", dash.id),
+                "name": dash.name,
+                "description": dash.description,
+                "collection_id": dash.collection_id,
+                "collection_position": None,
+                "archived": False,
+                "creator_id": _CREATOR["id"],
+                "creator": _CREATOR,
+                "enable_embedding": False,
+                "public_uuid": None,
+                "created_at": _STAMP,
+                "updated_at": _STAMP,
+                "parameters": [p.describe() for p in dash.parameters],
+            }
+            for dash in dashes
+        ]
+        return json_answer(200, out)
 
     def get_dashboard(self, raw_id: str) -> Response:
         dash = self._dashboard(raw_id)
