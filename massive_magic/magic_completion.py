@@ -223,7 +223,7 @@ def _dashboard_list(client: Client) -> CardIndex | None:
 
     try:
         return CardIndex(list_dashboards(client.session))
-    except MassiveError:  # not served (the sandbox): the dashboards read so far serve
+    except MassiveError:  # not served (some Metabase versions): the dashboards read so far serve
         return None
 
 

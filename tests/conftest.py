@@ -380,3 +380,17 @@ def ip(shell: InteractiveShell) -> Iterator[InteractiveShell]:
     shell.config.pop("MassiveMagics", None)
     for name in set(shell.user_ns) - names:
         del shell.user_ns[name]
+
+
+@pytest.fixture
+def remote_sandbox() -> Iterator[Any]:
+    """A second sandbox on 127.0.0.1, named so that its URL reads as another machine's.
+
+    ``127.1`` is 127.0.0.1 to the resolver, but not an IP address by its text, which is
+    all the client decides from: the request stays on loopback while the URL is "remote".
+    """
+    from massive_magic import sandbox as sandbox_module
+
+    with sandbox_module.start(port=0) as server:
+        server.remote_url = f"http://127.1:{server.port}"
+        yield server

@@ -8,10 +8,8 @@ reached the server (the request log) and never measures wall time.
 
 from __future__ import annotations
 
-import socket
 import threading
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -352,30 +350,6 @@ def test_the_env_password_is_not_sent_for_another_user(
     assert len(asked) == 1 and OTHER in asked[0]
     # One login, accepted: it carried OTHER's password (the demo user's would be refused).
     assert [r.status for r in srv.requests(*LOGIN)] == [200]
-
-
-def this_machine_on_the_network() -> str | None:
-    """An address of this machine that is not loopback (None when there is no network)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: nothing is sent for a UDP connect
-        except OSError:
-            return None
-        address = probe.getsockname()[0]
-    return None if address.startswith("127.") else address
-
-
-@pytest.fixture
-def remote_sandbox() -> Iterator[Any]:
-    """A second sandbox on every interface, reached through a non-loopback address."""
-    address = this_machine_on_the_network()
-    if address is None:
-        pytest.skip("this machine has no non-loopback address")
-    from massive_magic import sandbox as sandbox_module
-
-    with sandbox_module.start(port=0, host="0.0.0.0") as server:
-        server.remote_url = f"http://{address}:{server.port}"
-        yield server
 
 
 def test_the_login_magic_sends_no_password_over_remote_http_unless_allowed(

@@ -994,30 +994,6 @@ def test_a_refused_login_leaves_no_lock_file(
 # -- where the password may go ------------------------------------------------------------------
 
 
-def this_machine_on_the_network() -> str | None:
-    """An address of this machine that is not loopback (None when there is no network)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: nothing is sent for UDP connect
-        except OSError:
-            return None
-        address = probe.getsockname()[0]
-    return None if address.startswith("127.") else address
-
-
-@pytest.fixture
-def remote_sandbox() -> Iterator[Any]:
-    """A second sandbox listening on every interface, reached through a non-loopback address."""
-    address = this_machine_on_the_network()
-    if address is None:
-        pytest.skip("this machine has no non-loopback address")
-    from massive_magic import sandbox as sandbox_module
-
-    with sandbox_module.start(port=0, host="0.0.0.0") as server:
-        server.remote_url = f"http://{address}:{server.port}"
-        yield server
-
-
 def test_plain_http_to_another_machine_is_refused_before_any_connection(
     remote_sandbox: Any, tmp_path: Path
 ) -> None:
