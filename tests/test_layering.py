@@ -85,6 +85,8 @@ ALLOWED: dict[str, set[str]] = {
         "links",
         "outputs",
     },
+    # card_memory: what a Client has learnt of cards (metadata's Dashcard, as a type only).
+    "card_memory": {"metadata"},
     "client": {
         "errors",
         "settings",
@@ -95,7 +97,8 @@ ALLOWED: dict[str, set[str]] = {
         "card_answers",
         "metadata",
         "reader",
-        "progress",
+        "card_memory",
+        "dashboards",
         "token_store",
         "outputs",
         "links",
@@ -112,6 +115,17 @@ ALLOWED: dict[str, set[str]] = {
         "snapshot_files",
         "snapshot_meta",
         "snapshots",
+    },
+    # dashboards: Client.dashboard's fan-out, live (reader) or through the snapshots.
+    "dashboards": {
+        "errors",
+        "session",
+        "card_answers",
+        "metadata",
+        "outputs",
+        "progress",
+        "reader",
+        "snapshot_reads",
     },
     "magic_text": {"errors"},
     # IPython's completer API over completion.py; reads lists through metadata, lazily.
