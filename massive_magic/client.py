@@ -23,17 +23,16 @@ import datetime as dt
 import operator
 import os
 import threading
-import warnings
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
 
 from .card_answers import QueryTarget
-from .errors import AuthError, ConfigError, MassiveError, MassiveWarning
+from .card_memory import CardMemory
+from .dashboards import read_dashboard
+from .errors import ConfigError
 from .links import merge_params, parse_card_url, parse_dashboard_url
 from .metadata import (
     DashboardResult,
-    Dashcard,
     card_summary,
     cards_frame,
     dashboard_cards,
@@ -43,11 +42,10 @@ from .metadata import (
 )
 from .outputs import PANDAS, Output, output_kind
 from .parameters import build_parameters
-from .progress import CardsProgress
-from .reader import CardReader, run_query
+from .reader import CardReader
 from .settings import Settings, resolve_snapshots
 from .snapshot_keys import SnapshotMode
-from .snapshot_reads import ReplayLogin, SnapshotReads, emit
+from .snapshot_reads import ReplayLogin, SnapshotReads
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -133,11 +131,7 @@ class Client:
         self._password_prompt = password_prompt
         self._session: MetabaseSession | None = None
         self._lock = threading.RLock()
-        self._cards: dict[int, dict[str, Any]] = {}  # GET /api/card/:id, per card
-        self._names: dict[int, str] = {}  # card names seen anywhere, for provenance
-        # cards as the card list or a dashboard showed them: name, type, last edit (links)
-        self._seen: dict[int, dict[str, Any]] = {}
-        self._dashboards: dict[int, str | None] = {}  # dashboards read: id -> name
+        self._memory = CardMemory()  # card JSON and names, once per Client
         self._reads: SnapshotReads | None = None  # for the settings in self._reads_for
         self._reads_for: tuple[Any, ...] = ()
 
@@ -301,17 +295,15 @@ class Client:
             parameters = build_parameters(decls, values, owner=f"Card {cid}")
         if reads is None:
             return self._read(cid, parameters, limit, refresh, out)
-        with self._lock:
-            name = self._names.get(cid)
         frame = reads.card(
             cid,
             parameters,
             limit,
             refresh=refresh,
             fetch=lambda: self._read(cid, parameters, limit, refresh),
-            known=lambda: self._cards.get(cid),
+            known=lambda: self._memory.card(cid),
             current=self._card if self._can_ask() else None,
-            name=name,
+            name=self._memory.name(cid),
         )
         return out.from_frame(frame)  # snapshots hold pandas frames
 
@@ -324,9 +316,7 @@ class Client:
         output: Output = PANDAS,
     ) -> Any:
         """The live read of a card (a :class:`CardReader`); remembers what it learnt."""
-        with self._lock:
-            name = self._names.get(cid)
-            known = self._cards.get(cid) or self._seen.get(cid)
+        name, known = self._memory.name(cid), self._memory.known(cid)
         reader = CardReader(
             self.session,
             QueryTarget(cid),
@@ -343,7 +333,7 @@ class Client:
             return reader.read()
         finally:
             if reader.card is not None and reader.card is not known:  # looked up alongside
-                self._remember(cid, reader.card)
+                self._memory.remember(cid, reader.card)
 
     def card_info(self, ref: int | str) -> dict[str, Any]:
         """What card ``ref`` is, as ``%massive_info`` shows it (one request, then cached).
@@ -361,21 +351,16 @@ class Client:
         """Every card you can read: id, name, collection, type, description."""
         self._refuse_in_replay("Listing the cards")
         found = list_cards(self.session)
-        with self._lock:
-            for card in found:
-                if isinstance(card.get("id"), int) and isinstance(card.get("name"), str):
-                    self._names[card["id"]] = card["name"]
-                    self._seen[card["id"]] = card
+        self._memory.saw_list(found)
         return cards_frame(found)
 
     def _card(self, cid: int, *, refresh: bool = False) -> dict[str, Any]:
         """``GET /api/card/:id``, once per card for the life of this Client."""
-        with self._lock:
-            cached = None if refresh else self._cards.get(cid)
+        cached = None if refresh else self._memory.card(cid)
         if cached is not None:
             return cached
         card = fetch_card(self.session, cid)
-        self._remember(cid, card)
+        self._memory.remember(cid, card)
         return card
 
     def _refuse_in_replay(self, what: str) -> None:
@@ -383,19 +368,12 @@ class Client:
         if reads is not None:
             reads.refuse(what)
 
-    def _remember(self, cid: int, card: dict[str, Any]) -> None:
-        with self._lock:
-            self._cards[cid] = card
-            if isinstance(card.get("name"), str):
-                self._names[cid] = card["name"]
-
     # -- dashboards -----------------------------------------------------------
 
     @property
     def dashboards_read(self) -> dict[int, str | None]:
         """Dashboards this Client has read, id -> name (completion offers them)."""
-        with self._lock:
-            return dict(self._dashboards)
+        return self._memory.dashboards()
 
     def dashboard(
         self,
@@ -425,88 +403,20 @@ class Client:
             params = merge_params(from_url, params, decls)
         parameters = build_parameters(decls, params, owner=f"Dashboard {did}")
         entries = dashboard_cards(dash)
-        with self._lock:
-            self._dashboards[did] = dash.get("name") if isinstance(dash.get("name"), str) else None
-            for entry in entries:
-                if entry.card_name:
-                    self._names.setdefault(entry.card_id, entry.card_name)
-                if entry.card is not None:
-                    self._seen.setdefault(entry.card_id, dict(entry.card))
-        frames: dict[str, Any] = {}
-        errors: dict[str, MassiveError] = {}
-        notes: list[str] = []
-        if entries:
-            filters = dash.get("parameters") or []
-            read = self._dashcard_reader(reads, did, dash, parameters, notes, filters, out)
-            bar = CardsProgress(self.progress, dash.get("name") or f"Dashboard {did}", len(entries))
-            with (
-                bar,
-                ThreadPoolExecutor(
-                    max_workers=min(max_workers, len(entries)), thread_name_prefix="massive-dash"
-                ) as pool,
-            ):
-                futures = {pool.submit(read, e): e for e in entries}
-                try:
-                    for future in as_completed(futures):
-                        bar.done()
-                        try:
-                            frames[futures[future].key] = future.result()
-                        except AuthError:
-                            raise
-                        except MassiveError as exc:
-                            errors[futures[future].key] = exc
-                except BaseException:
-                    for other in futures:
-                        other.cancel()
-                    raise
-            frames = {e.key: frames[e.key] for e in entries if e.key in frames}  # display order
-            if reads is not None:
-                frames = {key: out.from_frame(frame) for key, frame in frames.items()}
-        result = DashboardResult(frames, errors, dashboard_id=did, name=dash.get("name"))
-        emit(notes)
-        if errors:
-            listed = "; ".join(f"{k!r}: {type(v).__name__}: {v}" for k, v in errors.items())
-            warnings.warn(
-                f"{len(errors)} of {len(entries)} cards of dashboard {did} failed and are "
-                f"missing from the result ({listed}). The others are returned; "
-                "see result.errors.",
-                MassiveWarning,
-                stacklevel=2,
-            )
-        return result
-
-    def _dashcard_reader(
-        self,
-        reads: SnapshotReads | None,
-        did: int,
-        dash: dict[str, Any],
-        parameters: list[dict[str, Any]],
-        notes: list[str],
-        filters: list[dict[str, Any]],
-        output: Output,
-    ) -> Callable[[Dashcard], Any]:
-        """How one card of dashboard ``did`` is read: live, or through the snapshots."""
-        session = None if reads is not None and reads.replaying else self.session
-
-        def live(e: Dashcard) -> Any:
-            assert session is not None
-            target = QueryTarget(e.card_id, did, e.dashcard_id)
-            card = dict(e.card) if e.card is not None else None
-            return run_query(
-                session,
-                target,
-                parameters,
-                progress=False,
-                name=e.card_name,
-                card=card,
-                dashboard=dash,
-                output=output if reads is None else PANDAS,  # snapshots hold pandas frames
-            )
-
-        if reads is None:
-            return live
-        ask = self._card if self._can_ask() else None
-        return reads.dashcards(did, parameters, live, ask, notes, filters)
+        self._memory.saw_dashboard(did, dash, entries)
+        replaying = reads is not None and reads.replaying
+        return read_dashboard(
+            self.session if entries and not replaying else None,
+            did,
+            dash,
+            entries,
+            parameters,
+            output=out,
+            max_workers=max_workers,
+            progress=self.progress,
+            reads=reads,
+            ask=self._card if reads is not None and self._can_ask() else None,
+        )
 
 
 def _check_limit(limit: Any) -> int | None:

@@ -19,14 +19,14 @@ Parameters go in the JSON body of ``/query`` and as the form field
 ``parameters=<json>`` (plus ``format_rows=false``) of exports, which old and new
 Metabase read. Exports always bypass Metabase's result cache.
 
-Every body is read ahead in a thread (:mod:`~massive_magic.prefetch`) within one
-deadline for the whole read (the session's read timeout, which otherwise bounds
-only the gap between two socket reads). A body that ends early or does not parse,
-an answer without Metabase's ``row_count`` or with another count, an HTML page
-and a read past the deadline raise :class:`ResponseError`; a result at the export
-cap (1,048,575 rows) warns :class:`IncompleteResultWarning`; a 500 "Invalid
-parameter" (declarations read before the card was edited) raises
-:class:`ParameterError` with the step to refresh them.
+The requests and their bodies are :mod:`~massive_magic.card_requests`' (read
+ahead in a thread, within one deadline for the whole read). A body that ends
+early or does not parse, an answer without Metabase's ``row_count`` or with
+another count, an HTML page and a read past the deadline raise
+:class:`ResponseError`; a result at the export cap (1,048,575 rows) warns
+:class:`IncompleteResultWarning`; a 500 "Invalid parameter" (declarations read
+before the card was edited) raises :class:`ParameterError` with the step to
+refresh them.
 
 The card name is not part of a query answer: the reader is given it, or looks it
 up (``GET /api/card/:id``) alongside the first request, in the one thread besides
@@ -53,30 +53,21 @@ from typing import TYPE_CHECKING, Any
 from .card_answers import (
     QueryTarget,
     as_object,
-    card_errors,
     check_row_count,
-    html_page,
     is_invalid_parameter,
     parameter_errors,
     parse_json,
     raise_if_failed,
     server_url,
 )
-from .errors import (
-    CardNotFound,
-    IncompleteResultWarning,
-    MassiveError,
-    NextStep,
-    ResponseError,
-    Step,
-)
+from .card_requests import CardRequests
+from .errors import CardNotFound, IncompleteResultWarning, MassiveError, ResponseError
 from .frames import FrameBuilder
 from .links import frame_links
 from .metadata import fetch_card
 from .outputs import PANDAS, Output
-from .prefetch import DeadlinePassed, Prefetch
 from .progress import ReadProgress
-from .rowstream import ApiRowStream, limit_whitespace
+from .rowstream import ApiRowStream
 
 if TYPE_CHECKING:
     from .session import MetabaseSession
@@ -91,12 +82,9 @@ _EXPORT_CAPS = frozenset({EXPORT_ROW_CAP, EXPORT_ROW_CAP + 1})
 QUERY_ROW_CAP = 2_000
 #: Export statuses that mean "this server does not offer the api export here".
 _REFUSED = frozenset({400, 404, 405, 500, 501})
-_CHUNK = 1 << 20
 #: Rows are parsed in batches of about this many bytes: small enough that one batch's
 #: Python objects stay a fraction of the final frame, large enough to amortise calls.
 _BATCH_BYTES = 4 << 20
-#: Chunks read ahead of the parser (MiB): the download goes on while rows are converted.
-_READ_AHEAD = 8
 #: Seconds between redraws of the progress line (the elapsed time moves while waiting).
 _TICK = 0.25
 
@@ -152,7 +140,7 @@ class CardReader:
         #: ``GET /api/dashboard/:id`` when the card is read through a dashboard (links).
         self.dashboard = dashboard
         self._bar = ReadProgress(progress, name or target.label)
-        self._deadline: float | None = None
+        self._http = CardRequests(session, target, self.url, self._bar, self.timeout)
         self._form = {
             "parameters": json.dumps(parameters),
             "format_rows": "false",
@@ -165,8 +153,7 @@ class CardReader:
         """The complete result, typed, with its provenance (see :class:`Output`)."""
         started = time.monotonic()
         fetched_at = datetime.now(timezone.utc)
-        if self.timeout is not None:
-            self._deadline = started + self.timeout
+        self._http.start(started)
         with self._bar, self._alongside(), parameter_errors(self.target, self.url):
             fetched = self._fetch()
         result, rows = fetched.result, self.out.rows(fetched.result)
@@ -283,9 +270,7 @@ class CardReader:
     def _query(self) -> dict[str, Any]:
         """``POST <query path>``: a completed answer with ``data.rows``, or an error."""
         body = {"parameters": self.parameters, "ignore_cache": bool(self.refresh)}
-        response = self._send("", json=body)
-        with self._body(response, json_body=True) as chunks:
-            raw = b"".join(limit_whitespace(chunks))
+        raw = self._http.whole(self._http.send("", json=body), json_body=True)
         answer = as_object(parse_json(raw, self.target, self.url), self.target.path)
         raise_if_failed(answer, self.target, self.url)
         data = answer.get("data")
@@ -300,7 +285,7 @@ class CardReader:
     def _open_export(self) -> Any | None:
         """The streaming ``api`` export response, or None when this server refuses it."""
         try:
-            return self._send("/api", data=self._form)
+            return self._http.send("/api", data=self._form)
         except (CardNotFound, ResponseError) as exc:
             if not _refused(exc) or is_invalid_parameter(exc):
                 raise
@@ -311,7 +296,7 @@ class CardReader:
 
         ``None`` when ``limit`` rows arrived first: reading stops there (and hangs up).
         """
-        with self._body(response, json_body=True) as chunks:
+        with self._http.body(response, json_body=True) as chunks:
             stream = ApiRowStream(chunks, batch_bytes=_BATCH_BYTES)
             for batch in stream:
                 if self.limit is not None and builder.row_count + len(batch) > self.limit:
@@ -329,9 +314,7 @@ class CardReader:
         """The csv export, converted with the cols of a ``/query`` answer."""
         data = answer["data"]
         zone = data.get("results_timezone")
-        response = self._send("/csv", data=self._form)
-        with self._body(response, json_body=False) as chunks:
-            body = b"".join(limit_whitespace(chunks))
+        body = self._http.whole(self._http.send("/csv", data=self._form), json_body=False)
         if body.lstrip()[:1] == b"{":
             # A failed query answers a csv download with a JSON error document.
             raise_if_failed(parse_json(body, self.target, self.url), self.target, self.url)
@@ -343,70 +326,6 @@ class CardReader:
             result = self.out.head(result, self.limit)
         self._bar.set_rows(self.out.rows(result))
         return _Fetched(result, "csv", answer.get("cached"), zone)
-
-    # -- transport -------------------------------------------------------------------------
-
-    def _send(self, suffix: str, **options: Any) -> Any:
-        """``POST <query path><suffix>``, streamed; 404/403 name the card; never a page."""
-        if self._deadline is not None and time.monotonic() >= self._deadline:
-            raise self._too_slow()
-        with card_errors(self.target, self.url):
-            response = self.session.request(
-                "POST", self.target.path + suffix, stream=True, **options
-            )
-        if "html" in str(response.headers.get("Content-Type", "")).lower():
-            try:
-                head = next(response.iter_content(64 * 1024), b"")
-            except OSError:
-                head = b""
-            finally:
-                response.close()
-            raise html_page(self.target, self.url, response.status_code, head)
-        return response
-
-    @contextmanager
-    def _body(self, response: Any, *, json_body: bool) -> Iterator[Iterator[bytes]]:
-        """The body read ahead in a thread, within the read's deadline; closed afterwards."""
-        try:
-            with Prefetch(
-                self._chunks(response, json_body),
-                lambda: _hang_up(response),
-                read_ahead=_READ_AHEAD,
-                deadline=self._deadline,
-            ) as chunks:
-                yield chunks
-        except DeadlinePassed:
-            raise self._too_slow() from None
-        finally:
-            response.close()
-
-    def _chunks(self, response: Any, json_body: bool) -> Iterator[bytes]:
-        """The body in chunks, counted for the progress line; a cut connection is an error."""
-        first = json_body
-        try:
-            for chunk in response.iter_content(chunk_size=_CHUNK):
-                if not chunk:
-                    continue
-                if first:
-                    first = False
-                    if chunk.lstrip()[:1] == b"<":  # JSON never starts so; an HTML page does
-                        raise html_page(self.target, self.url, response.status_code, chunk)
-                self._bar.add_bytes(len(chunk))
-                yield chunk
-        except OSError as exc:  # requests' errors derive from OSError (IOError)
-            raise ResponseError(
-                f"{self.target.label}: the answer from {self.url} ended early "
-                f"({type(exc).__name__}). Nothing was kept; run it again.",
-                url=self.url,
-            ) from None
-
-    def _too_slow(self) -> ResponseError:
-        return ResponseError(
-            f"{self.target.label} did not finish within the timeout of {self.timeout:g} s "
-            f"on {self.url}; nothing was kept.",
-            url=self.url,
-            next_steps=(NextStep(Step.RAISE_TIMEOUT),),
-        )
 
     # -- beside the read -------------------------------------------------------------------
 
@@ -500,16 +419,3 @@ def _refused(exc: MassiveError) -> bool:
     """Whether an export error means "this server does not offer that export here"."""
     status = 404 if isinstance(exc, CardNotFound) else getattr(exc, "status", None)
     return status in _REFUSED
-
-
-def _hang_up(response: Any) -> None:
-    """Close ``response`` so that a thread blocked reading it wakes up now.
-
-    Closing alone does not wake a ``recv`` in progress; urllib3 2.3+ can shut the
-    socket down first (``raw.shutdown()``), which does.
-    """
-    shutdown = getattr(getattr(response, "raw", None), "shutdown", None)
-    if shutdown is not None:
-        with contextlib.suppress(Exception):
-            shutdown()
-    response.close()

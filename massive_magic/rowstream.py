@@ -24,13 +24,8 @@ a body that ends early raises ``ResponseError`` -- never a silently shorter
 result -- except Metabase's failure mid-stream (#60295: its error object follows
 the last row written): that object becomes the ``tail``, for the caller to raise.
 
-orjson turns integers beyond its exact range (``-2**63 .. 2**64-1``) into floats
-without a word, so a batch whose text holds a run of 20 digits (or a minus and
-19) is checked and, if any such literal is out of that range, parsed with the
-stdlib ``json`` module instead (exact Python ints).
-
-The cyclic GC is paused while orjson builds a batch: the rows are acyclic, and
-with the GC on, parsing takes about twice as long.
+Each slice is parsed with :func:`~massive_magic.exactjson.loads_exact` (orjson,
+or the stdlib where orjson would lose an integer's digits).
 
 The work is linear in the body, whatever its shape: the opening tokens are
 matched chunk by chunk (whitespace between them is dropped as it arrives), and
@@ -39,11 +34,9 @@ after a cut that leaves ``r`` bytes behind the next cut waits for at least
 number of times (``ApiRowStream.work`` counts them; the tests hold it to a
 multiple of the body's size).
 
-Padding is refused early: a run of more than ``WHITESPACE_RUN_LIMIT`` (16 MiB)
-of whitespace anywhere in the body -- before the document, between tokens, or
-inside a text value -- raises ``ResponseError`` as soon as the run passes the
-limit, without reading the rest. No JSON writer pads like that, and no result
-holds a cell of 16 MiB of blanks; a proxy or server fault does.
+Padding is refused early (:mod:`~massive_magic.padding`): a run of more than
+16 MiB of whitespace anywhere in the body raises ``ResponseError`` as soon as the
+run passes the limit, without reading the rest.
 """
 
 from __future__ import annotations
@@ -56,18 +49,13 @@ from typing import Any
 import orjson
 
 from massive_magic.errors import ResponseError
-from massive_magic.gcpause import gc_paused
+from massive_magic.exactjson import InvalidJSON, loads_exact
+from massive_magic.padding import WHITESPACE_RUN_LIMIT, limit_whitespace
 
-__all__ = ["WHITESPACE_RUN_LIMIT", "ApiRowStream", "limit_whitespace"]
+__all__ = ["ApiRowStream"]
 
-_WS = b" \t\r\n"
 _WS_RUN = re.compile(rb"[ \t\r\n]*")
 _WS_TEXT = re.compile(r"[ \t\r\n]*")
-#: The longest run of whitespace a body may hold (see the module docstring).
-WHITESPACE_RUN_LIMIT = 16 << 20
-# Whitespace runs are measured on windows of at most this size, so the run
-# inside one window is never the one that passes the limit unnoticed.
-_RUN_WINDOW = 1 << 20
 # The tokens an ``api`` body starts with, whitespace allowed between them.
 _PREFIX_TOKENS = (b"{", b'"data"', b":", b"{", b'"rows"', b":", b"[")
 # A row boundary: the ``]`` closing a row, a comma, the ``[`` opening the next.
@@ -77,49 +65,10 @@ _SEPARATOR = re.compile(rb"\][ \t\r\n]*,[ \t\r\n]*\[")
 _MAX_ATTEMPTS = 4
 # Candidates looked at (most skipped by a tiny local parse) before the exact scan.
 _MAX_CANDIDATES = 64
-# Integers orjson parses exactly: [-2**63, 2**64 - 1]. Only 20+ digits, or a minus
-# sign and 19 digits, can fall outside (19-digit ids are common and fine): map
-# digits and "-" to "0" and look for 20 in a row.
-_DIGITS = bytes.maketrans(b"123456789-", b"0000000000")
-_SUSPECT = b"0" * 20
-_LONG_NUMBER = re.compile(rb"(?:^|[\[,:])[ \t\r\n]*(-?[0-9]{19,})(?![0-9.eE])")
-_ORJSON_MIN, _ORJSON_MAX = -(2**63), 2**64 - 1
-
-_PADDED = (
-    "The answer holds more than {limit} of whitespace in a row, which no Metabase "
-    "result does (a proxy or server fault padded it); reading stopped there."
-)
 _BROKEN = (
     "The answer ended early or was not valid JSON. Metabase does this when a query "
     "fails mid-stream; run it again or check the card in Metabase."
 )
-
-
-def limit_whitespace(
-    chunks: Iterable[bytes], max_run: int = WHITESPACE_RUN_LIMIT
-) -> Iterator[bytes]:
-    """The non-empty chunks as ``bytes``; a ResponseError once a whitespace run passes
-    ``max_run``, before the rest is read (any JSON answer, in rows or read whole).
-
-    Each window is stripped at both ends (C speed): a run is the trailing whitespace of
-    one window, whole windows of it, and the leading whitespace of the next.
-    """
-    max_run = max(1, max_run)
-    window = min(_RUN_WINDOW, max_run)
-    run = 0
-    for raw in chunks:
-        if not raw:
-            continue
-        chunk = bytes(raw)
-        for start in range(0, len(chunk), window):
-            part = chunk if len(chunk) <= window else chunk[start : start + window]
-            body = part.lstrip(_WS)
-            run += len(part) - len(body)
-            if run > max_run:
-                raise ResponseError(_PADDED.format(limit=_size(max_run)))
-            if body:
-                run = len(body) - len(body.rstrip(_WS))
-        yield chunk
 
 
 # Where an object appended to the rows may start: after a row's ``]``, or at the start.
@@ -139,50 +88,6 @@ def _appended_failure(rest: bytes) -> dict[str, Any] | None:
         if isinstance(doc, dict) and doc.get("status") == "failed":
             return doc
     return None
-
-
-class _Invalid(Exception):
-    """A candidate slice is not valid JSON (internal: try another cut)."""
-
-
-def _has_inexact_integer(text: bytes) -> bool:
-    """True when ``text`` may hold an integer literal orjson would turn into a float.
-
-    A cheap scan (one translate, one find) rules out almost every batch; only a
-    hit runs the exact regex and range check.
-    """
-    if text.translate(_DIGITS).find(_SUSPECT) < 0:
-        return False
-    for match in _LONG_NUMBER.finditer(text):
-        digits = match.group(1)
-        if len(digits) > 21:  # out of range; int() would refuse past 4300 digits
-            return True
-        if not _ORJSON_MIN <= int(digits) <= _ORJSON_MAX:
-            return True
-    return False
-
-
-def _loads(text: bytes) -> Any:
-    """Parse JSON exactly: orjson, or the stdlib where orjson would lose digits.
-
-    Raises ``_Invalid`` when the text is not a JSON document.
-    """
-    if _has_inexact_integer(text):
-        try:
-            return json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            raise _Invalid(str(exc)) from exc
-    try:
-        with gc_paused():
-            return orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        if "number" not in exc.msg and "surrogate" not in exc.msg:
-            raise _Invalid(exc.msg) from exc
-    # 1e400 and lone surrogates: orjson refuses, the stdlib takes them.
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise _Invalid(str(exc)) from exc
 
 
 def _plausible(buf: bytes, matches: list[tuple[int, int]], idx: int) -> tuple[bool, int]:
@@ -207,10 +112,6 @@ def _plausible(buf: bytes, matches: list[tuple[int, int]], idx: int) -> tuple[bo
             continue
         return True, parsed
     return False, parsed
-
-
-def _size(n: int) -> str:
-    return f"{n >> 20} MiB" if n % (1 << 20) == 0 else f"{n:,} bytes"
 
 
 def _skip_ws(buf: bytes, i: int) -> int:
@@ -322,8 +223,8 @@ class ApiRowStream:
         del parts
         self.work += 2 * len(body)  # joined, parsed
         try:
-            doc = _loads(body)
-        except _Invalid as exc:
+            doc = loads_exact(body)
+        except InvalidJSON as exc:
             raise ResponseError(_BROKEN) from exc
         if not isinstance(doc, dict):
             raise ResponseError(
@@ -364,8 +265,8 @@ class ApiRowStream:
         del pending
         self.work += 2 * len(buf)  # joined, parsed
         try:
-            doc = _loads(b'{"data":{"rows":[' + buf)
-        except _Invalid as exc:
+            doc = loads_exact(b'{"data":{"rows":[' + buf)
+        except InvalidJSON as exc:
             failure = _appended_failure(buf)
             if failure is None:
                 raise ResponseError(_BROKEN) from exc
@@ -430,8 +331,8 @@ class ApiRowStream:
                 attempts += 1
                 self.work += close + 1 - first
                 try:
-                    rows = _loads(b"[" + buf[first : close + 1] + b"]")
-                except _Invalid:
+                    rows = loads_exact(b"[" + buf[first : close + 1] + b"]")
+                except InvalidJSON:
                     if attempts >= _MAX_ATTEMPTS:
                         break
                     continue

@@ -72,6 +72,13 @@ def test_every_card_keyed_by_name_and_the_failure_by_name(srv: Any, client: Clie
     assert "2 cards" in repr(result) or FILTERED in repr(result)
 
 
+def test_the_warning_names_the_callers_line(client: Client) -> None:
+    """The failed card's warning points at the line that called dashboard()."""
+    with pytest.warns(MassiveWarning, match="1 of 3 cards") as caught:
+        client.dashboard(demo.OVERVIEW_DASHBOARD)
+    assert [w.filename for w in caught] == [__file__]
+
+
 def test_filters_by_name_or_slug_reach_the_dashcard_path(srv: Any, client: Client) -> None:
     result = overview(client, {"DATE": ("2024-02-01", "2024-02-29"), "country": ["DE", "US"]})
     df = result[FILTERED]

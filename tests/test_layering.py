@@ -33,7 +33,9 @@ ALLOWED: dict[str, set[str]] = {
     "typetable": {"errors", "converters", "temporal"},
     "builder": {"errors", "gcpause", "converters", "typetable"},
     "frames": {"errors", "converters", "typetable", "builder"},
-    "rowstream": {"errors", "gcpause"},
+    "padding": {"errors"},
+    "exactjson": {"gcpause"},
+    "rowstream": {"errors", "exactjson", "padding"},
     "declarations": {"errors"},
     "parameters": {"errors", "declarations"},
     "cellparams": {"errors"},
@@ -59,6 +61,8 @@ ALLOWED: dict[str, set[str]] = {
     "progress": set(),
     "card_answers": {"errors"},
     "outputs": {"errors", "frames"},
+    # card_requests: one card read's POSTs and bodies (deadline, hang-up), below the reader.
+    "card_requests": {"errors", "session", "card_answers", "padding", "prefetch", "progress"},
     "metadata": {
         "errors",
         "frames",
@@ -75,12 +79,14 @@ ALLOWED: dict[str, set[str]] = {
         "rowstream",
         "session",
         "card_answers",
+        "card_requests",
         "metadata",
-        "prefetch",
         "progress",
         "links",
         "outputs",
     },
+    # card_memory: what a Client has learnt of cards (metadata's Dashcard, as a type only).
+    "card_memory": {"metadata"},
     "client": {
         "errors",
         "settings",
@@ -91,7 +97,8 @@ ALLOWED: dict[str, set[str]] = {
         "card_answers",
         "metadata",
         "reader",
-        "progress",
+        "card_memory",
+        "dashboards",
         "token_store",
         "outputs",
         "links",
@@ -108,6 +115,17 @@ ALLOWED: dict[str, set[str]] = {
         "snapshot_files",
         "snapshot_meta",
         "snapshots",
+    },
+    # dashboards: Client.dashboard's fan-out, live (reader) or through the snapshots.
+    "dashboards": {
+        "errors",
+        "session",
+        "card_answers",
+        "metadata",
+        "outputs",
+        "progress",
+        "reader",
+        "snapshot_reads",
     },
     "magic_text": {"errors"},
     # IPython's completer API over completion.py; reads lists through metadata, lazily.
@@ -216,7 +234,18 @@ def test_third_party_libraries_have_one_home(path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["gcpause", "rowstream", "converters", "temporal", "typetable", "builder", "frames"]
+    "module",
+    [
+        "gcpause",
+        "padding",
+        "exactjson",
+        "rowstream",
+        "converters",
+        "temporal",
+        "typetable",
+        "builder",
+        "frames",
+    ],
 )
 def test_conversion_is_free_of_http_and_ipython(module: str) -> None:
     tops = {name.split(".")[0] for name in _imports(PACKAGE / f"{module}.py")}

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from massive_magic.errors import ResponseError
-from massive_magic.rowstream import ApiRowStream, limit_whitespace
+from massive_magic.rowstream import ApiRowStream
 
 COLS = [
     {"name": "id", "display_name": "ID", "base_type": "type/BigInteger"},
@@ -200,13 +200,6 @@ def test_a_failure_appended_mid_stream_is_the_tail(rows: list[list[Any]], betwee
         chunks = [body[i : i + size] for i in range(0, len(body), size)]
         _, stream = collect(chunks, batch_bytes=16)
         assert stream.tail == FAILURE  # the caller raises its words, never a short frame
-
-
-def test_limit_whitespace_refuses_padding_in_a_body_read_whole() -> None:
-    padded = [b"\n" * (1 << 20)] * 17 + [b'{"data":{"rows":[]}}']
-    with pytest.raises(ResponseError, match="16 MiB of whitespace in a row"):
-        b"".join(limit_whitespace(padded))
-    assert b"".join(limit_whitespace([b" " * 100, b"", b"{}"])) == b" " * 100 + b"{}"
 
 
 @pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b'{"data":{"rows":[1, 2]}}'])
