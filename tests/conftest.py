@@ -117,6 +117,8 @@ _PATH_EVENTS: dict[str, tuple[tuple[int, int | None], ...]] = {
 }
 _EVENTS = frozenset({"open", "sqlite3.connect", *_PATH_EVENTS})
 _CACHE_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
+#: pytest writes its cache into a temporary ``pytest-cache-files-*`` and renames it.
+_PYTEST_CACHE_TMP = "pytest-cache-files-"
 
 
 def _normal(path: Any, dir_fd: Any = None) -> str | None:
@@ -176,8 +178,9 @@ class WriteWatch:
         def under(roots: list[str]) -> bool:
             return any(path == root or path.startswith(root + os.sep) for root in roots)
 
-        if _CACHE_DIRS.intersection(path.split(os.sep)):
-            return False
+        parts = path.split(os.sep)
+        if _CACHE_DIRS.intersection(parts) or any(p.startswith(_PYTEST_CACHE_TMP) for p in parts):
+            return False  # tool caches, and pytest's own cache being written (then renamed)
         return under(self.guarded) and not under(self.allowed)
 
     def __call__(self, event: str, args: tuple[Any, ...]) -> None:
@@ -186,6 +189,8 @@ class WriteWatch:
         self._inside.busy = True
         try:
             for path in written_paths(event, args):
+                if event == "os.mkdir" and path in self.guarded:
+                    continue  # pytest's exist_ok mkdir of its root dir: there already
                 if self.forbidden(path):
                     self.seen.append(f"{event}: {path}")
         except Exception:  # an audit hook that raises breaks the operation it watches

@@ -106,6 +106,10 @@ def test_the_watch_sees_a_write_outside_temporary_directories(
         ("sqlite3.connect", (":memory:",)),
         ("open", ("{root}/tests/__pycache__/x.pyc", None, os.O_WRONLY)),
         ("open", (3, "w", os.O_WRONLY)),
+        # pytest's own cache: written into pytest-cache-files-*, renamed to .pytest_cache
+        ("os.mkdir", ("{root}", 0o777, -1)),
+        ("open", ("{root}/pytest-cache-files-abc/README.md", "w", 577)),
+        ("os.rename", ("{root}/pytest-cache-files-abc", "{root}/.pytest_cache", -1, -1)),
     ],
 )
 def test_the_watch_lets_reads_and_allowed_places_pass(
