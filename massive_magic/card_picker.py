@@ -36,7 +36,7 @@ import ipywidgets as widgets
 
 from .cellparams import DEFAULT_VARIABLE, format_cell
 from .errors import ParameterError
-from .links import card_url
+from .links import card_url, parse_card_url
 from .parameters import build_parameters
 from .picker_inputs import ParameterInput, make_input
 from .picker_view import (
@@ -230,6 +230,16 @@ class CardPicker(widgets.VBox):
         self._show_card(info)
         return info
 
+    def open_link(self, link: str) -> dict[str, Any]:
+        """A card's Metabase link (as pasted into the search box): select the card and
+        fill in the filters its query string holds (``?country=DE&country=GB``)."""
+        _, ident, values = parse_card_url(link, server=self.client.url)
+        self._update_results(str(ident), only=ident)
+        info = self.select(ident)
+        if values:
+            self.set_params(values)
+        return info
+
     def set_params(self, values: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
         """Fill parameter inputs by slug or display name (None clears one)."""
         merged = {**(values or {}), **kwargs}
@@ -302,7 +312,11 @@ class CardPicker(widgets.VBox):
     # ---- callbacks (never raise: the widget must stay alive)
 
     def _on_search(self, change: Mapping[str, Any]) -> None:
-        self._guard(lambda: self._update_results(str(change["new"])))
+        text = str(change["new"]).strip()
+        if _is_link(text):
+            self._guard(lambda: self.open_link(text))
+        else:
+            self._guard(lambda: self._update_results(text))
 
     def _on_result(self, change: Mapping[str, Any]) -> None:
         new = change["new"]
@@ -334,8 +348,10 @@ class CardPicker(widgets.VBox):
             self._show_error(exc)
         self._update_results(self.search.value)
 
-    def _update_results(self, text: str) -> None:
+    def _update_results(self, text: str, only: int | None = None) -> None:
         found = self.filter(text)
+        if only is not None:  # a pasted link names one card
+            found = [entry for entry in found if entry[1] == only]
         options = found[: self.max_results]  # a huge <select> makes the front end sluggish
         keep = self.results.value if self.results.value in [v for _, v in options] else None
         self._quiet = True  # a Select picks its first option when options change: not a choice
@@ -402,6 +418,11 @@ class CardPicker(widgets.VBox):
         stored = f" Stored in {self.variable}." if self.namespace is not None else ""
         self._set_status(f"Loaded {shown} rows × {len(df.columns)} columns.{stored}")
         self.output.outputs = (frame_bundle(head),)
+
+
+def _is_link(text: str) -> bool:
+    """Whether the search box holds a card's link rather than words to search for."""
+    return text.startswith(("http://", "https://", "/question/", "/model/"))
 
 
 def picker(

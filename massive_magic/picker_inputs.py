@@ -249,6 +249,8 @@ class _DateRangeInput(ParameterInput):
     def _split(value: Any) -> tuple[dt.date | None, dt.date | None, str | None]:
         if value is None or value == "":
             return None, None, None
+        if isinstance(value, (tuple, list)) and len(value) == 2:  # (start, end), as the API takes
+            value = "~".join("" if end is None else str(end) for end in value)
         text = str(value)
         if "~" in text:
             left, _, right = text.partition("~")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -517,3 +518,32 @@ def test_load_stores_the_frame_in_a_namespace(client: Client) -> None:
     assert namespace == {"daily": df}
     assert p.code is not None and p.code.startswith(f"%%massive_card {demo.SEQUENCE} -o daily\n")
     assert "Loaded all 10 rows × 2 columns. Stored in daily." in p.status.value
+
+
+def test_a_pasted_link_selects_its_card_with_its_filters(srv: Sandbox, picker: CardPicker) -> None:
+    """A card link copied from Metabase, pasted into the search box, opens it filtered."""
+    link = (
+        f"{srv.url}/question/{demo.EARNINGS_FILTERED}-earnings-by-country"
+        "?country=DE&country=GB&date=2024-02-01~2024-02-29&platform=Android"
+    )
+    picker.search.value = link  # as the front end sets it
+    assert picker.selected == demo.EARNINGS_FILTERED
+    assert [value for _, value in picker.results.options] == [demo.EARNINGS_FILTERED]
+    _, _, values = parse_card_url(picker.url or "")
+    assert values["country"] == ["DE", "GB"] and values["platform"] == "Android"
+    assert values["date"] == ("2024-02-01", "2024-02-29")
+    decls = picker.card["parameters"] if picker.card else []
+    _, _, wanted = parse_card_url(link)
+
+    def sent(values: Any) -> list[str]:  # the parameter objects Load would send, any order
+        return sorted(json.dumps(p, sort_keys=True) for p in build_parameters(decls, values))
+
+    assert sent(picker.params) == sent(wanted)
+    assert srv.count("POST", f"/api/card/{demo.EARNINGS_FILTERED}/query*") == 0  # not loaded
+
+
+def test_a_pasted_link_of_another_server_is_an_error_in_the_widget(picker: CardPicker) -> None:
+    picker.search.value = "https://other.example.org/question/497-x?country=DE"
+    assert picker.selected is None
+    shown = str(picker.output.outputs)
+    assert ("other.example.org" in shown and "is not on" in shown) or "other" in shown
