@@ -26,8 +26,6 @@ import argparse
 import gc
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -35,26 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from bench_card import start_sandbox  # the sandbox in its own process, as there
 from pandas.testing import assert_frame_equal
 
 from massive_magic import Client
 from massive_magic.sandbox import demo
 from massive_magic.snapshots import SnapshotStore
-
-
-def start_sandbox() -> tuple[subprocess.Popen[str], str]:
-    """``python -m massive_magic.sandbox --port 0`` in its own process; its URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "massive_magic.sandbox", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if "Metabase sandbox at " not in line:
-        proc.kill()
-        raise SystemExit(f"the sandbox did not start: {line!r}")
-    return proc, line.split(" at ", 1)[1].strip()
 
 
 def timed(fn: Callable[[], Any], repeat: int) -> tuple[list[float], Any]:
