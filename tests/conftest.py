@@ -399,3 +399,20 @@ def remote_sandbox() -> Iterator[Any]:
     with sandbox_module.start(port=0) as server:
         server.remote_url = f"http://127.1:{server.port}"
         yield server
+
+
+@pytest.fixture
+def http(sandbox: Sandbox) -> Iterator[Any]:
+    """A requests.Session logged in to the sandbox that authenticates with the header only
+    (no cookies kept): for tests of the sandbox's HTTP itself."""
+    import requests
+
+    answer = requests.post(
+        f"{sandbox.url}/api/session",
+        json={"username": sandbox.username, "password": sandbox.password},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    with requests.Session() as session:
+        session.headers["X-Metabase-Session"] = answer.json()["id"]
+        yield session

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -44,15 +43,6 @@ def login(srv: Sandbox, username: str | None = None, password: str | None = None
     )
     assert r.status_code == 200, r.text
     return r.json()["id"]
-
-
-@pytest.fixture
-def http(sandbox: Sandbox) -> Iterator[requests.Session]:
-    """A logged-in session that authenticates with the header only (no cookies kept)."""
-    s = requests.Session()
-    s.headers["X-Metabase-Session"] = login(sandbox)
-    yield s
-    s.close()
 
 
 def url(srv: Sandbox, path: str) -> str:

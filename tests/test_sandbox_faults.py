@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import json
 import threading
-from collections.abc import Iterator
 from http.client import HTTPConnection
 from typing import Any
 
@@ -32,15 +31,6 @@ def login(srv: Sandbox, password: str | None = None) -> requests.Response:
         json={"username": srv.username, "password": password or srv.password},
         timeout=10,
     )
-
-
-@pytest.fixture
-def http(sandbox: Sandbox) -> Iterator[requests.Session]:
-    """A logged-in session that authenticates with the header only (no cookies kept)."""
-    s = requests.Session()
-    s.headers["X-Metabase-Session"] = login(sandbox).json()["id"]
-    yield s
-    s.close()
 
 
 def query(

@@ -11,7 +11,6 @@ import gzip
 import json
 import socket
 import threading
-from collections.abc import Iterator
 from http.client import HTTPResponse
 from typing import Any
 
@@ -34,15 +33,6 @@ def login(srv: Sandbox) -> str:
     )
     assert r.status_code == 200, r.text
     return r.json()["id"]
-
-
-@pytest.fixture
-def http(sandbox: Sandbox) -> Iterator[requests.Session]:
-    """A logged-in session that authenticates with the header only (no cookies kept)."""
-    s = requests.Session()
-    s.headers["X-Metabase-Session"] = login(sandbox)
-    yield s
-    s.close()
 
 
 def query(
