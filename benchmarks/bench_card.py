@@ -76,9 +76,10 @@ def token_for(url: str) -> str:
 # -- the three contenders --------------------------------------------------------------------
 
 
-def download(url: str, token: str) -> bytes:
+def download(url: str, token: str, fmt: str = "api") -> bytes:
+    """The LARGE card's ``fmt`` export (api, csv), whole."""
     with requests.post(
-        f"{url}/api/card/{demo.LARGE}/query/api",
+        f"{url}/api/card/{demo.LARGE}/query/{fmt}",
         data=FORM,
         headers={"X-Metabase-Session": token},
         stream=True,

@@ -34,8 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.csv as pa_csv
-import requests
-from bench_card import CHUNK, FORM, download, mb, start_sandbox, timed, token_for
+from bench_card import CHUNK, download, mb, start_sandbox, timed, token_for
 
 from massive_magic import Client, export
 from massive_magic.frames import FrameBuilder
@@ -45,15 +44,7 @@ from massive_magic.sandbox import demo
 
 def csv_floor(url: str, token: str) -> int:
     """Download the csv export and let pyarrow read it (no Metabase types)."""
-    with requests.post(
-        f"{url}/api/card/{demo.LARGE}/query/csv",
-        data=FORM,
-        headers={"X-Metabase-Session": token},
-        stream=True,
-        timeout=600,
-    ) as response:
-        response.raise_for_status()
-        body = response.content
+    body = download(url, token, "csv")
     return int(pa_csv.read_csv(io.BytesIO(body)).num_rows)
 
 
