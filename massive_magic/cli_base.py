@@ -4,20 +4,8 @@ A subcommand module (``cli_export``, ...) has a ``register(commands)`` that adds
 its parsers to ``cli``'s subparsers, each with ``set_defaults(run=function)``;
 ``run(args)`` returns the exit code, or raises. ``cli.main`` turns what it raises
 into one line on stderr (:func:`error_line`, next steps in :data:`CLI_WORDS`)
-and an exit code (:func:`exit_code`):
-
-====  ==========================================================================
-code  meaning
-====  ==========================================================================
-0     done
-1     another failure (e.g. the file could not be written)
-2     usage: bad arguments, a bad parameter or setting
-3     authentication: credentials refused, locked out, or none given
-4     the card was not found, or you may not read it
-5     the query failed, or the result was incomplete (a body cut short, the
-      export cap)
-130   interrupted (Ctrl-C)
-====  ==========================================================================
+and an exit code (:func:`exit_code`; the table is :data:`EXIT_CODES_HELP`, which
+``--help`` shows and the README repeats).
 
 Light on purpose: ``massive-magic --help`` imports no HTTP stack and no pandas;
 :func:`client_for` imports the client when a command runs.
