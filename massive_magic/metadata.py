@@ -48,14 +48,7 @@ def fetch_card(session: MetabaseSession, card_id: int) -> dict[str, Any]:
 
 def list_cards(session: MetabaseSession) -> list[dict[str, Any]]:
     """``GET /api/card``: every card this user can read (not archived)."""
-    response = session.request("GET", "/api/card", params={"f": "all"})
-    cards = read_json(response)
-    if not isinstance(cards, list):
-        raise ResponseError(
-            "Metabase answered /api/card with something other than a list of cards.",
-            url=server_url(session),
-        )
-    return [c for c in cards if isinstance(c, dict)]
+    return _list(session, "/api/card", "cards")
 
 
 def list_dashboards(session: MetabaseSession) -> list[dict[str, Any]]:
@@ -63,14 +56,18 @@ def list_dashboards(session: MetabaseSession) -> list[dict[str, Any]]:
 
     Newer Metabase versions may not serve it (404): callers fall back on what they know.
     """
-    response = session.request("GET", "/api/dashboard/", params={"f": "all"})
-    found = read_json(response)
+    return _list(session, "/api/dashboard/", "dashboards")
+
+
+def _list(session: MetabaseSession, path: str, what: str) -> list[dict[str, Any]]:
+    """``GET path?f=all``: a list of objects, or a ResponseError saying it is not one."""
+    found = read_json(session.request("GET", path, params={"f": "all"}))
     if not isinstance(found, list):
         raise ResponseError(
-            "Metabase answered /api/dashboard/ with something other than a list.",
+            f"Metabase answered {path} with something other than a list of {what}.",
             url=server_url(session),
         )
-    return [d for d in found if isinstance(d, dict)]
+    return [item for item in found if isinstance(item, dict)]
 
 
 def fetch_dashboard(session: MetabaseSession, dashboard_id: int) -> dict[str, Any]:
